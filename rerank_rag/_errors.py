@@ -1,0 +1,75 @@
+"""Exceptions raised by rerank-rag."""
+
+from __future__ import annotations
+
+__all__ = [
+    "RerankRagError",
+    "LLMError",
+    "LLMRateLimitError",
+    "LLMTimeoutError",
+    "LLMConnectionError",
+    "LLMServerError",
+    "LLMResponseError",
+    "ParseError",
+    "RankingFailedError",
+    "MissingDependencyError",
+]
+
+
+class RerankRagError(Exception):
+    """Base class of every error raised by rerank-rag."""
+
+
+class LLMError(RerankRagError):
+    """An LLM call failed (after the backend's bounded retries)."""
+
+    def __init__(self, message: str, *, attempts: int = 1, status: int | None = None) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+        self.status = status
+
+
+class LLMRateLimitError(LLMError):
+    """HTTP 429 from the backend, still failing after the retries."""
+
+
+class LLMTimeoutError(LLMError):
+    """The request timed out, still failing after the retries."""
+
+
+class LLMConnectionError(LLMError):
+    """The connection failed or was reset, still failing after the retries."""
+
+
+class LLMServerError(LLMError):
+    """HTTP 5xx from the backend, still failing after the retries."""
+
+
+class LLMResponseError(LLMError):
+    """The backend answered, but not with a usable completion (bad JSON, no choices, 4xx)."""
+
+
+class ParseError(RerankRagError):
+    """An LLM output could not be parsed (raised only when ``strict=True``)."""
+
+
+class RankingFailedError(RerankRagError):
+    """A ranking could not be completed and the caller asked for strictness."""
+
+
+class MissingDependencyError(ImportError, RerankRagError):
+    """An optional dependency is missing; the message names the extra to install."""
+
+
+def require(module: str, extra: str, *, feature: str | None = None):  # type: ignore[no-untyped-def]
+    """Import ``module`` or raise :class:`MissingDependencyError` naming the extra."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:  # pragma: no cover - exercised via tests with a missing module
+        what = feature or "this feature"
+        raise MissingDependencyError(
+            f"{what} needs the '{module.split('.')[0]}' package. "
+            f"Install it with: pip install 'rerank-rag[{extra}]'"
+        ) from exc
