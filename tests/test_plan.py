@@ -97,3 +97,13 @@ def test_cached_completions_count_as_hits_not_calls():
     usage = Usage()
     run_plan(plan(), FakeLLM(lambda m: Completion("hit", cached=True)), usage)
     assert usage.cache_hits == 1 and usage.llm_calls == 0
+
+
+def test_fake_llm_survives_deepcopy():
+    import copy
+
+    llm = FakeLLM(lambda m: "x")
+    llm.complete("hi")
+    clone = copy.deepcopy(llm)
+    assert clone.complete("again").text == "x"
+    assert len(clone.calls) == 2 and len(llm.calls) == 1

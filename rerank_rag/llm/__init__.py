@@ -23,6 +23,10 @@ __all__ = [
     "SQLiteCache",
     "CachedLLM",
     "as_backend",
+    "LangChainLLM",
+    "LlamaIndexLLM",
+    "HaystackLLM",
+    "ResponseCache",
     "normalize_messages",
 ]
 
@@ -33,11 +37,15 @@ _LAZY = {
     "SQLiteCache": "._cache",
     "CachedLLM": "._cache",
     "as_backend": "._adapt",
+    "LangChainLLM": "._adapt",
+    "LlamaIndexLLM": "._adapt",
+    "HaystackLLM": "._adapt",
+    "ResponseCache": "._cache",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._adapt import as_backend
-    from ._cache import CachedLLM, MemoryCache, SQLiteCache
+    from ._adapt import HaystackLLM, LangChainLLM, LlamaIndexLLM, as_backend
+    from ._cache import CachedLLM, MemoryCache, ResponseCache, SQLiteCache
     from ._openai import OpenAICompatibleLLM
     from ._retry import RetryPolicy
 

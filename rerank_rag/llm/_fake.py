@@ -75,6 +75,16 @@ class FakeLLM:
     def cache_identity(self) -> dict[str, Any]:
         return {"backend": "fake", "model": self.name}
 
+    # The lock cannot be copied or pickled: rebuild it (deepcopy / pickle support).
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def to_config(self) -> dict[str, Any]:
         return {"type": "fake", "name": self.name, "max_concurrency": self.max_concurrency}
 

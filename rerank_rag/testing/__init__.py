@@ -1,0 +1,21 @@
+"""Test doubles shipped with rerank-rag (public API).
+
+* :class:`ChatServer`: a real OpenAI-compatible chat-completions HTTP server on
+  ``127.0.0.1``, driven by a plain function ``handler(body) -> str | Reply``. Point
+  :class:`~rerank_rag.llm.OpenAICompatibleLLM` (or any OpenAI client) at
+  ``srv.base_url`` to test rate limits, server errors, timeouts, connection resets,
+  malformed bodies, log-probabilities and concurrency limits end to end.
+* :class:`Reply`: what the handler answers (text, status, headers, delay, raw body,
+  reset, token counts, first-token top log-probabilities).
+
+For in-process tests that need no HTTP at all, use :class:`FakeLLM` (re-exported here
+from :mod:`rerank_rag.llm`).
+Only the standard library is used; importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+from ..llm._fake import FakeLLM
+from ._server import ChatServer, RecordedRequest, Reply, estimate_tokens
+
+__all__ = ["ChatServer", "FakeLLM", "RecordedRequest", "Reply", "estimate_tokens"]
