@@ -49,6 +49,8 @@ _LAZY: dict[str, str] = {
     "RelevantOnlyPrompt": "rerank_rag.listwise",
     "FirstTokenPrompt": "rerank_rag.listwise",
     "parse_permutation": "rerank_rag.listwise",
+    "window_spans": "rerank_rag.listwise",
+    "get_prompt": "rerank_rag.listwise",
     # JointRank
     "JointRanker": "rerank_rag.jointrank",
     # pointwise
@@ -98,7 +100,9 @@ if TYPE_CHECKING:  # pragma: no cover
         ListwiseRanker,
         RankGPTPrompt,
         RelevantOnlyPrompt,
+        get_prompt,
         parse_permutation,
+        window_spans,
     )
     from .llm._adapt import as_backend
     from .llm._cache import CachedLLM, MemoryCache, SQLiteCache
