@@ -170,7 +170,23 @@ def test_token_cut_properties(text, k):
         _text._ENCODER.reset()
 
 
-def test_real_tiktoken_when_cached():
+def _llama_index_tiktoken_cache() -> str | None:
+    """llama-index-core ships tiktoken's cl100k_base file; use it when installed."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("llama_index.core")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(list(spec.submodule_search_locations)[0]) / "_static" / "tiktoken_cache"
+    return str(folder) if folder.is_dir() else None
+
+
+def test_real_tiktoken_when_cached(monkeypatch):
+    cache = _llama_index_tiktoken_cache()
+    if cache and "TIKTOKEN_CACHE_DIR" not in os.environ:
+        monkeypatch.setenv("TIKTOKEN_CACHE_DIR", cache)
+    monkeypatch.delenv("RERANK_RAG_TOKENIZER", raising=False)
     _text._ENCODER.reset()
     try:
         if _text._ENCODER.get() is None:
