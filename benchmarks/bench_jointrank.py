@@ -1,0 +1,260 @@
+"""JointRank benchmarks: our own CPU time per query, and wall-clock against a slow server.
+
+    .venv/bin/python benchmarks/bench_jointrank.py            # everything
+    .venv/bin/python benchmarks/bench_jointrank.py --cpu-only # skip the HTTP part
+
+1. CPU time per query outside the LLM (instant fake LLM whose answers are computed
+   beforehand): design, prompt building, parsing, comparisons and aggregation, at
+   n=100/k=20/r=4 and n=1000/k=100/r=3 (targets: <= 2 ms and <= 50 ms for design +
+   parsing + comparisons + aggregation). The plan is driven by hand, so no thread pool
+   or event loop is timed.
+2. Wall-clock of the 20 blocks of one query against an OpenAI-compatible test server on
+   127.0.0.1 that answers every call after 300 ms, with a concurrency limit of 20
+   (target <= 1.15 x 300 ms), and of the RankGPT sliding window (20/10, 9 sequential
+   calls) on the same server, with the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from rerank_rag import Usage  # noqa: E402
+from rerank_rag.jointrank import Comparisons, JointRanker, order_from_scores  # noqa: E402
+from rerank_rag.llm import Completion, FakeLLM  # noqa: E402
+
+WORDS = (
+    "the of and to in is was for on that with as by at from his her an were are which "
+    "this be or has had not first one their its new after who they have two been "
+).split()
+_ID_RE = re.compile(r"^\[(\d+)\] doc(\d+)\b", re.M)
+
+
+def make_passages(n: int, rng: random.Random, words: int = 60) -> list[str]:
+    return [f"doc{i} " + " ".join(rng.choice(WORDS) for _ in range(words)) for i in range(n)]
+
+
+def perfect_answer(
+    prompt_text: str, relevance: list[float], noise: float = 0.0, rng: random.Random | None = None
+) -> str:
+    """The ids sorted by relevance; ``noise`` adds fresh Gaussian noise (in units of the
+    relevance range) to every shown item, so blocks disagree like a real LLM's."""
+    ids = _ID_RE.findall(prompt_text)
+    span = max(relevance, default=1) or 1
+    seen = {
+        d: relevance[int(d)] + (rng.gauss(0, noise * span) if noise and rng else 0.0)
+        for _, d in ids
+    }
+    ids.sort(key=lambda t: -seen[t[1]])
+    return " > ".join(f"[{i}]" for i, _ in ids)
+
+
+def cpu_bench(n: int, k: int, r: int, repeats: int, noise: float = 0.0) -> dict[str, float]:
+    rng = random.Random(0)
+    relevance: list[float] = list(range(n))
+    rng.shuffle(relevance)
+    passages = make_passages(n, rng)
+    ranker = JointRanker(FakeLLM(), block_size=k, replicas=r)
+    from rerank_rag._types import as_candidates
+
+    cands = as_candidates(passages)
+    # 1st pass (untimed): the requests and the "LLM" answers to them
+    plan = ranker._plan("what is it?", cands, Usage())
+    reqs = next(plan)
+    answers = [
+        Completion(text=perfect_answer(req.messages[-1]["content"], relevance, noise, rng))
+        for req in reqs
+    ]
+    plan.close()
+    prompt = ranker.prompt
+    assert prompt is not None
+    t_total, t_design, t_build, t_parse, t_agg = [], [], [], [], []
+    for _ in range(repeats):
+        # whole plan: design + prompt building + parsing + comparisons + aggregation
+        t0 = time.process_time()
+        plan = ranker._plan("what is it?", cands, Usage())
+        next(plan)
+        try:
+            plan.send(answers)
+        except StopIteration as stop:
+            order, _ = stop.value
+        t_total.append(time.process_time() - t0)
+        assert len(order) == n
+        # the parts
+        t0 = time.process_time()
+        blocks = ranker.design.build(n, k, ranker.seed)  # cold: the ranker caches it per n
+        t_design.append(time.process_time() - t0)
+        t0 = time.process_time()
+        for blk in blocks:
+            prompt.build("what is it?", [passages[i] for i in blk])
+        t_build.append(time.process_time() - t0)
+        t0 = time.process_time()
+        parsed = [prompt.parse(a, len(b)) for a, b in zip(answers, blocks)]
+        t_parse.append(time.process_time() - t0)
+        t0 = time.process_time()
+        rankings = []
+        for p, blk in zip(parsed, blocks):
+            listed = [blk[i] for i in p.listed]
+            seen = set(p.listed)
+            rankings.append((listed + [x for i, x in enumerate(blk) if i not in seen], len(listed)))
+        order_from_scores(ranker.aggregator(Comparisons(n, rankings)))
+        t_agg.append(time.process_time() - t0)
+
+    def ms(xs: list[float]) -> float:
+        return 1000 * statistics.median(xs)
+
+    core = ms(t_total) - ms(t_build)
+    return {
+        "n": n,
+        "k": k,
+        "r": r,
+        "blocks": len(blocks),
+        "plan_total_ms": ms(t_total),
+        "design_ms": ms(t_design),
+        "prompt_build_ms": ms(t_build),
+        "parse_ms": ms(t_parse),
+        "comparisons_aggregation_ms": ms(t_agg),
+        "core_ms": core,
+    }
+
+
+def http_bench(delay: float = 0.3) -> None:
+    try:
+        from rerank_rag.testing import ChatServer, Reply
+        from rerank_rag.llm import OpenAICompatibleLLM
+        from rerank_rag.listwise import ListwiseRanker
+    except ImportError as exc:
+        print(f"HTTP benchmark skipped: {exc}")
+        return
+    rng = random.Random(1)
+    n = 100
+    relevance = list(range(n))
+    rng.shuffle(relevance)
+    passages = make_passages(n, rng, words=30)
+
+    def handler(body: dict) -> object:
+        text = body["messages"][-1]["content"]
+        if "doc" not in text:  # RankGPT puts passages in separate turns
+            text = "\n".join(m["content"] for m in body["messages"])
+        return Reply(text=perfect_answer(text, relevance) or "[1]", delay=delay)
+
+    with ChatServer(handler) as srv:
+        llm = OpenAICompatibleLLM(
+            "test", base_url=srv.base_url, api_key="x", max_concurrency=20, max_retries=0
+        )
+        joint = JointRanker(llm, block_size=20, replicas=4)
+        joint.rank("warm-up", passages[:2])
+        best = []
+        for _ in range(3):
+            res = joint.rank("what is it?", passages)
+            best.append(res.usage.wall_time)
+        jt = min(best)
+        import asyncio
+
+        async def async_runs() -> list[float]:
+            # one event loop, as in an app: the first call creates the loop's client
+            await joint.arank("warm-up", passages[:2])
+            out, raw_out = [], []
+            for _ in range(3):
+                ares = await joint.arank("what is it?", passages)
+                out.append(ares.usage.wall_time)
+                t0 = time.perf_counter()
+                await asyncio.gather(*(llm.acomplete(q.messages, **q.params) for q in areqs))
+                raw_out.append(time.perf_counter() - t0)
+            return out, raw_out
+
+        areqs = [
+            joint.prompt.build("what is it?", [passages[i] for i in blk])  # type: ignore[union-attr]
+            for blk in joint.blocks(len(passages))
+        ]
+        a_out, a_raw = asyncio.run(async_runs())
+        ajt, arawt = min(a_out), min(a_raw)
+        # the same 20 prompts sent straight through the client (no JointRank at all)
+        from concurrent.futures import ThreadPoolExecutor
+
+        reqs = [
+            joint.prompt.build("what is it?", [passages[i] for i in blk])  # type: ignore[union-attr]
+            for blk in joint.blocks(len(passages))
+        ]
+        raw = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            with ThreadPoolExecutor(20) as pool:
+                list(pool.map(lambda q: llm.complete(q.messages, **q.params), reqs))
+            raw.append(time.perf_counter() - t0)
+        rawt = min(raw)
+        single = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            llm.complete([{"role": "user", "content": "[1] doc0 x"}])
+            single.append(time.perf_counter() - t0)
+        one = min(single)
+        sliding = ListwiseRanker(llm, prompt="rankgpt", mode="sliding", window_size=20, step=10)
+        res2 = sliding.rank("what is it?", passages)
+        st = res2.usage.wall_time
+    print(f"HTTP, {delay * 1000:.0f} ms per call, concurrency 20:")
+    print(
+        f"  JointRank 20 blocks: {jt * 1000:.0f} ms wall (calls {res.usage.llm_calls}, depth "
+        f"{res.usage.depth}) = {jt / delay:.2f} x {delay * 1000:.0f} ms (target <= 1.15)"
+    )
+    print(
+        f"  JointRank 20 blocks, async arank (warm loop): {ajt * 1000:.0f} ms wall = "
+        f"{ajt / delay:.2f} x; the same 20 calls with asyncio.gather: {arawt * 1000:.0f} ms"
+    )
+    print(
+        f"  the same 20 calls straight through the client, 20 threads: {rawt * 1000:.0f} ms "
+        f"= {rawt / delay:.2f} x (the floor JointRank runs on)"
+    )
+    print(
+        f"  one call alone: {one * 1000:.0f} ms "
+        f"(client + server overhead {1000 * (one - delay):.0f} ms)"
+    )
+    print(
+        f"  sliding window 20/10: {st * 1000:.0f} ms wall (calls {res2.usage.llm_calls}, depth "
+        f"{res2.usage.depth}) = {st / delay:.2f} x {delay * 1000:.0f} ms"
+    )
+    print(f"  ratio sliding / JointRank: {st / jt:.1f}x")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--cpu-only", action="store_true")
+    ap.add_argument("--repeats", type=int, default=30)
+    args = ap.parse_args()
+    print("CPU time per query outside the LLM (median of repeats, process time, ms); the")
+    print("design is built once per n and cached, so 'plan' excludes it and 'cold design'")
+    print("is what the first query of a size adds. Target: plan (design + parsing +")
+    print("comparisons + aggregation) <= 2 ms at n=100 and <= 50 ms at n=1000.")
+    print(
+        f"{'n':>5} {'k':>4} {'r':>2} {'answers':<12} {'cold design':>11} {'parse':>6} "
+        f"{'comp+agg':>8} {'plan':>7} {'prompts':>7} {'whole':>7} {'target':>6}"
+    )
+    for n, k, r, target, noise in (
+        (100, 20, 4, 2.0, 0.0),
+        (1000, 100, 3, 50.0, 0.0),
+        (100, 20, 4, 2.0, 0.1),
+        (1000, 100, 3, 50.0, 0.1),
+    ):
+        res = cpu_bench(n, k, r, args.repeats if n <= 100 else max(3, args.repeats // 5), noise)
+        kind = "perfect" if not noise else f"noisy s={noise:g}"
+        print(
+            f"{n:>5} {k:>4} {r:>2} {kind:<12} {res['design_ms']:>11.2f} {res['parse_ms']:>6.2f} "
+            f"{res['comparisons_aggregation_ms']:>8.2f} {res['core_ms']:>7.2f} "
+            f"{res['prompt_build_ms']:>7.2f} {res['plan_total_ms']:>7.2f} {target:>6g}"
+        )
+    if not args.cpu_only:
+        http_bench()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

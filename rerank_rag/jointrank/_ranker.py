@@ -1,0 +1,378 @@
+"""JointRanker: overlapping blocks ranked in one parallel round, then aggregated."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import math
+import random
+from typing import Any
+
+from .._errors import LLMError, ParseError, RankingFailedError
+from .._plan import Plan
+from .._protocols import Scorer, WindowParse, WindowPrompt
+from .._ranker import PlanRanker, Result
+from .._types import Candidate, Usage
+from ..llm._base import Completion, LLMRequest
+from ._aggregators import Aggregator, get_aggregator, order_from_scores
+from ._comparisons import Comparisons
+from ._designs import BlockDesign, Coverage, connected_components, coverage_stats, get_design
+
+__all__ = ["JointRanker"]
+
+log = logging.getLogger("rerank_rag.jointrank")
+
+_Block = list[int]
+_BlockResult = tuple[list[int], int]
+
+
+def _is_scorer(obj: Any) -> bool:
+    return callable(getattr(obj, "score", None)) and callable(getattr(obj, "ascore", None))
+
+
+class JointRanker(PlanRanker):
+    """JointRank (Dedov, ICTIR 2025): rank many candidates in one parallel round.
+
+    The candidates are split into overlapping blocks by a block design (each candidate
+    in ``replicas`` blocks of ``block_size``), every block is ranked by the block ranker
+    (all blocks of a query at once, under the client's concurrency limit), each block
+    ranking is turned into pairwise comparisons, and an aggregator (PageRank by
+    default) turns the comparisons into one score per candidate. 100 candidates with
+    ``block_size=20, replicas=4`` cost 20 calls and a single round (``usage.depth == 1``)
+    instead of 9 sequential calls for a RankGPT sliding window.
+
+    Args:
+        block_ranker: an LLM (anything :func:`~rerank_rag.llm._adapt.as_backend` accepts:
+            :class:`~rerank_rag.llm.OpenAICompatibleLLM`, :class:`~rerank_rag.FakeLLM`,
+            a LangChain / LlamaIndex / Haystack model) or a pointwise
+            :class:`~rerank_rag.Scorer` (an object with ``score`` and ``ascore``), which
+            then scores each block and orders it.
+        prompt: (LLM block rankers only) how the LLM sees a block: ``"relevant-only"``
+            (JointRank style: the model may leave irrelevant snippets out),
+            ``"rankgpt"``, ``"first-token"`` (FIRST style, first-token logprobs), or a
+            :class:`~rerank_rag.WindowPrompt` object.
+        block_size: candidates per block (``k`` >= 2).
+        replicas: blocks per candidate (``r`` >= 1; r = 1 is a partition, which the
+            connectivity repair then bridges).
+        design: ``"auto"`` (see :func:`~rerank_rag.jointrank.auto_design`),
+            ``"equi-replicate"``, ``"replicate"``, ``"latin"``, ``"triangular"``,
+            ``"random"`` or a :class:`~rerank_rag.jointrank.BlockDesign`.
+        aggregator: ``"pagerank"``, ``"win_rate"``, ``"borda"``, ``"copeland"``,
+            ``"bradley_terry"``, ``"elo"`` or a callable ``f(Comparisons) -> scores``.
+        seed: seed of the design and of the in-block shuffles (same seed, same blocks);
+            ``None`` draws fresh blocks for every query.
+        max_block_retries: how many more rounds re-send the blocks that failed (an LLM
+            error, an answer naming no valid id, a scorer exception). Each retry round
+            re-shuffles the failed blocks (a new prompt, so a response cache cannot
+            replay the bad answer) and adds 1 to ``usage.depth``.
+        strict: raise :class:`~rerank_rag.RankingFailedError` when a block still fails
+            after the retries, and let the prompt raise :class:`~rerank_rag.ParseError`
+            on malformed answers (retried like failures). Otherwise a block that still
+            fails is left out of the aggregation (``usage.fallbacks`` counts it); its
+            candidates keep the comparisons of their other blocks, and candidates left
+            with none sort last in first-stage order. If every block fails, the result
+            is the first-stage order.
+        max_passage_tokens: truncation budget per passage in the prompt.
+        repair: add bridging blocks when the design's comparison graph is not connected.
+
+    Scores: ``Ranking.scores`` are the aggregator's scores (see
+    :mod:`rerank_rag.jointrank._aggregators`): with PageRank, the stationary probability
+    of the loser-to-winner walk (the scores of all candidates sum to 1; a top-n cut
+    shows a part of them). Ties break by first-stage (input) order.
+
+    Comparisons: a listed candidate beats every candidate listed after it and every
+    candidate the block ranker omitted; omitted candidates are not compared among
+    themselves (see :mod:`rerank_rag.jointrank._comparisons`).
+    """
+
+    def __init__(
+        self,
+        block_ranker: Any,
+        *,
+        prompt: str | WindowPrompt = "relevant-only",
+        block_size: int = 20,
+        replicas: int = 4,
+        design: str | BlockDesign = "auto",
+        aggregator: str | Aggregator = "pagerank",
+        seed: int | None = 0,
+        max_block_retries: int = 2,
+        strict: bool = False,
+        max_passage_tokens: int | None = 300,
+        repair: bool = True,
+    ) -> None:
+        for name, value, low in (("block_size", block_size, 2), ("replicas", replicas, 1)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+            if value < low:
+                raise ValueError(f"{name} must be >= {low}, got {value}")
+        if isinstance(max_block_retries, bool) or not isinstance(max_block_retries, int):
+            raise TypeError("max_block_retries must be an int")
+        if max_block_retries < 0:
+            raise ValueError(f"max_block_retries must be >= 0, got {max_block_retries}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise TypeError(f"seed must be an int or None, got {type(seed).__name__}")
+        self.block_size = block_size
+        self.replicas = replicas
+        self.design = get_design(design, replicas)
+        self.aggregator = get_aggregator(aggregator)
+        self.aggregator_name = (
+            aggregator
+            if isinstance(aggregator, str)
+            else getattr(aggregator, "__name__", type(aggregator).__name__)
+        )
+        self.seed = seed
+        self.max_block_retries = max_block_retries
+        self.strict = bool(strict)
+        self.repair = bool(repair)
+        self.max_passage_tokens = max_passage_tokens
+        self._blocks_cache: dict[int, list[list[int]]] = {}
+        self.scorer: Scorer | None = None
+        self.prompt: WindowPrompt | None = None
+        if block_ranker is None:
+            raise TypeError("block_ranker is required: an LLM backend or a Scorer")
+        if _is_scorer(block_ranker) and not callable(getattr(block_ranker, "acomplete", None)):
+            self.scorer = block_ranker
+        else:
+            from ..llm._adapt import as_backend
+
+            self.llm = as_backend(block_ranker)
+            self.prompt = self._resolve_prompt(prompt, max_passage_tokens)
+
+    @staticmethod
+    def _resolve_prompt(prompt: str | WindowPrompt, max_passage_tokens: int | None) -> WindowPrompt:
+        if isinstance(prompt, str):
+            from ..listwise import get_prompt
+
+            return get_prompt(prompt, max_passage_tokens=max_passage_tokens)
+        if callable(getattr(prompt, "build", None)) and callable(getattr(prompt, "parse", None)):
+            return prompt
+        raise TypeError(
+            "prompt must be a prompt name or a WindowPrompt (build + parse), "
+            f"got {type(prompt).__name__}"
+        )
+
+    def __repr__(self) -> str:
+        what = type(self.scorer).__name__ if self.scorer is not None else type(self.llm).__name__
+        return (
+            f"JointRanker({what}, block_size={self.block_size}, replicas={self.replicas}, "
+            f"design={self.design!r}, aggregator={self.aggregator_name!r}, seed={self.seed})"
+        )
+
+    # ------------------------------------------------------------------ planning
+
+    def blocks(self, n: int) -> list[list[int]]:
+        """The blocks this ranker sends for ``n`` candidates (indices, in prompt order).
+
+        With a fixed seed the blocks depend on ``n`` only, so they are built once per
+        ``n`` and cached (a few sizes); ``seed=None`` builds fresh blocks every time.
+        """
+        if self.seed is None:
+            return self.design.build(n, self.block_size, None, repair=self.repair)
+        cached = self._blocks_cache.get(n)
+        if cached is None:
+            cached = self.design.build(n, self.block_size, self.seed, repair=self.repair)
+            if len(self._blocks_cache) >= 16:
+                self._blocks_cache.pop(next(iter(self._blocks_cache)))
+            self._blocks_cache[n] = cached
+        return [list(b) for b in cached]
+
+    def coverage(self, n: int) -> Coverage:
+        """Coverage statistics of :meth:`blocks` for ``n`` candidates."""
+        return coverage_stats(self.blocks(n), n)
+
+    def _reshuffled(self, block: _Block, b: int, attempt: int) -> _Block:
+        rng = random.Random(f"jointrank-retry:{self.seed}:{b}:{attempt}")
+        out = list(block)
+        rng.shuffle(out)
+        return out
+
+    # ------------------------------------------------------------------ results
+
+    def _read_llm(
+        self, outcome: Completion | LLMError, block: _Block, usage: Usage
+    ) -> _BlockResult | str:
+        """A block result, or a reason string when the block failed."""
+        if isinstance(outcome, LLMError):
+            return f"LLM call failed: {outcome}"
+        assert self.prompt is not None
+        try:
+            parsed: WindowParse = self.prompt.parse(outcome, len(block), strict=self.strict)
+        except ParseError as exc:
+            return f"unparsable answer: {exc}"
+        listed: list[int] = []
+        listed_set: set[int] = set()
+        for p in parsed.listed:  # defensive: a custom prompt might repeat or overflow
+            if isinstance(p, int) and 0 <= p < len(block) and p not in listed_set:
+                listed.append(p)
+                listed_set.add(p)
+        if not listed and parsed.repaired:
+            return f"the answer names no valid id: {outcome.text[:80]!r}"
+        if parsed.repaired:
+            usage.parse_repairs += 1
+        order = [block[p] for p in listed] + [x for p, x in enumerate(block) if p not in listed_set]
+        return order, len(listed)
+
+    @staticmethod
+    def _read_scores(scores: Any, block: _Block) -> _BlockResult | str:
+        try:
+            vals = [float(s) for s in scores]
+        except (TypeError, ValueError) as exc:
+            return f"scorer returned non-numeric scores: {exc}"
+        if len(vals) != len(block):
+            return f"scorer returned {len(vals)} scores for {len(block)} passages"
+        if any(math.isnan(v) for v in vals):
+            return "scorer returned NaN"
+        # ties break by first-stage order, the same in every block (no spurious cycles)
+        pos = sorted(range(len(block)), key=lambda p: (-vals[p], block[p]))
+        return [block[p] for p in pos], len(block)
+
+    def _finish(
+        self,
+        n: int,
+        blocks: list[_Block],
+        results: dict[int, _BlockResult],
+        failed: dict[int, str],
+        usage: Usage,
+    ) -> Result:
+        if failed:
+            usage.fallbacks += len(failed)
+            first = next(iter(failed.values()))
+            msg = (
+                f"{len(failed)} of {len(blocks)} JointRank blocks failed after "
+                f"{self.max_block_retries} retries (first reason: {first})"
+            )
+            if self.strict:
+                raise RankingFailedError(msg)
+            # a block with at least one listed item links all of its items
+            kept = [order for order, n_listed in results.values() if n_listed > 0]
+            comps = len(connected_components(kept, n))
+            log.warning(
+                "%s; left out of the aggregation; the remaining comparison graph has %d "
+                "component(s)%s",
+                msg,
+                comps,
+                "" if results else " (no block left: first-stage order)",
+            )
+        comparisons = Comparisons(n, [results[b] for b in sorted(results)], validate=False)
+        scores = self.aggregator(comparisons)
+        if len(scores) != n:
+            raise ValueError(f"aggregator returned {len(scores)} scores for {n} candidates")
+        return order_from_scores(scores)
+
+    # ------------------------------------------------------------------ LLM plan
+
+    def _plan(self, query: str, cands: list[Candidate], usage: Usage) -> Plan[Result]:
+        assert self.prompt is not None
+        n = len(cands)
+        texts = [c.text for c in cands]
+        blocks = self.blocks(n)
+        shown = {b: blk for b, blk in enumerate(blocks)}
+        results: dict[int, _BlockResult] = {}
+        failed: dict[int, str] = {}
+        pending = list(range(len(blocks)))
+        attempt = 0
+        while pending:
+            requests: list[LLMRequest] = [
+                self.prompt.build(query, [texts[i] for i in shown[b]]) for b in pending
+            ]
+            outcomes = yield requests
+            failed = {}
+            for b, outcome in zip(pending, outcomes):
+                res = self._read_llm(outcome, shown[b], usage)
+                if isinstance(res, str):
+                    failed[b] = res
+                else:
+                    results[b] = res
+            if not failed or attempt >= self.max_block_retries:
+                break
+            attempt += 1
+            pending = sorted(failed)
+            for b in pending:
+                shown[b] = self._reshuffled(blocks[b], b, attempt)
+        return self._finish(n, blocks, results, failed, usage)
+
+    # ------------------------------------------------------------------ scorer path
+
+    def _score_round_sync(
+        self, query: str, texts: list[str], shown: dict[int, _Block], pending: list[int]
+    ) -> dict[int, _BlockResult | str]:
+        assert self.scorer is not None
+        out: dict[int, _BlockResult | str] = {}
+        for b in pending:
+            try:
+                scores = self.scorer.score(query, [texts[i] for i in shown[b]])
+            except Exception as exc:  # noqa: BLE001 - a failed block, handled below
+                out[b] = f"scorer failed: {type(exc).__name__}: {exc}"
+                continue
+            out[b] = self._read_scores(scores, shown[b])
+        return out
+
+    async def _score_round_async(
+        self, query: str, texts: list[str], shown: dict[int, _Block], pending: list[int]
+    ) -> dict[int, _BlockResult | str]:
+        assert self.scorer is not None
+        scorer = self.scorer
+
+        async def one(b: int) -> _BlockResult | str:
+            try:
+                res = scorer.ascore(query, [texts[i] for i in shown[b]])
+                scores = await res if inspect.isawaitable(res) else res
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                return f"scorer failed: {type(exc).__name__}: {exc}"
+            return self._read_scores(scores, shown[b])
+
+        done = await asyncio.gather(*(one(b) for b in pending))
+        return dict(zip(pending, done))
+
+    def _scorer_rounds(self, n: int) -> tuple[list[_Block], dict[int, _Block]]:
+        blocks = self.blocks(n)
+        return blocks, {b: blk for b, blk in enumerate(blocks)}
+
+    def _absorb(
+        self, round_out: dict[int, _BlockResult | str], results: dict[int, _BlockResult]
+    ) -> dict[int, str]:
+        failed: dict[int, str] = {}
+        for b, res in round_out.items():
+            if isinstance(res, str):
+                failed[b] = res
+            else:
+                results[b] = res
+        return failed
+
+    def _rank_sync(self, query: str, cands: list[Candidate], usage: Usage) -> Result:
+        if self.scorer is None:
+            return super()._rank_sync(query, cands, usage)
+        n, texts = len(cands), [c.text for c in cands]
+        blocks, shown = self._scorer_rounds(n)
+        results: dict[int, _BlockResult] = {}
+        pending, attempt = list(range(len(blocks))), 0
+        while True:
+            failed = self._absorb(self._score_round_sync(query, texts, shown, pending), results)
+            if not failed or attempt >= self.max_block_retries:
+                break
+            attempt += 1
+            pending = sorted(failed)
+            for b in pending:
+                shown[b] = self._reshuffled(blocks[b], b, attempt)
+        return self._finish(n, blocks, results, failed, usage)
+
+    async def _rank_async(self, query: str, cands: list[Candidate], usage: Usage) -> Result:
+        if self.scorer is None:
+            return await super()._rank_async(query, cands, usage)
+        n, texts = len(cands), [c.text for c in cands]
+        blocks, shown = self._scorer_rounds(n)
+        results: dict[int, _BlockResult] = {}
+        pending, attempt = list(range(len(blocks))), 0
+        while True:
+            out = await self._score_round_async(query, texts, shown, pending)
+            failed = self._absorb(out, results)
+            if not failed or attempt >= self.max_block_retries:
+                break
+            attempt += 1
+            pending = sorted(failed)
+            for b in pending:
+                shown[b] = self._reshuffled(blocks[b], b, attempt)
+        return self._finish(n, blocks, results, failed, usage)
