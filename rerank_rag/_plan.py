@@ -15,6 +15,7 @@ concurrency limit). Both fill the same :class:`~rerank_rag.Usage`.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, Union
@@ -88,7 +89,10 @@ def run_plan(plan: Plan[T], backend: LLMBackend, usage: Usage) -> T:
             else:
                 if pool is None:
                     pool = ThreadPoolExecutor(max_workers=limit, thread_name_prefix="rerank-rag")
-                outcomes = list(pool.map(lambda r: _call(backend, r), reqs))
+                # Each worker runs in a copy of the caller's context (as asyncio.to_thread
+                # does), so context variables such as tracing callbacks reach the calls.
+                ctxs = [contextvars.copy_context() for _ in reqs]
+                outcomes = list(pool.map(lambda r, c: c.run(_call, backend, r), reqs, ctxs))
             for o in outcomes:
                 _account(usage, o)
             batch = plan.send(outcomes)

@@ -1,0 +1,5 @@
+"""rerank-rag rankers for Haystack (listwise LLM reranking, JointRank, pointwise scorers)."""
+
+from .ranker import RerankRagJointRanker, RerankRagListwiseRanker, RerankRagPointwiseRanker
+
+__all__ = ["RerankRagListwiseRanker", "RerankRagJointRanker", "RerankRagPointwiseRanker"]

@@ -1,0 +1,142 @@
+"""LlamaIndex postprocessors in LlamaIndex's own machinery (no network)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+pytest.importorskip("llama_index.core")
+
+from llama_index.core.instrumentation import get_dispatcher  # noqa: E402
+from llama_index.core.instrumentation.event_handlers import BaseEventHandler  # noqa: E402
+from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle, TextNode  # noqa: E402
+
+from llama_index.postprocessor.rerank_rag import ListwiseRerank, PointwiseRerank  # noqa: E402
+from rerank_rag import FakeLLM  # noqa: E402
+
+QUERY = "Which river flows through Paris?"
+
+
+def _ids(nodes):
+    return [n.node.node_id for n in nodes]
+
+
+def test_postprocess_orders_by_llm_with_new_scored_nodes(nodes, fake_llm):
+    snapshot = [(n.node.node_id, n.score, dict(n.node.metadata)) for n in nodes]
+    out = ListwiseRerank(llm=fake_llm, top_n=3).postprocess_nodes(nodes, query_str=QUERY)
+    assert _ids(out)[0] == "d2" and len(out) == 3
+    scores = [n.score for n in out]
+    assert scores == sorted(scores, reverse=True)
+    assert all(o is not n for o in out for n in nodes)  # new NodeWithScore objects
+    assert [(n.node.node_id, n.score, dict(n.node.metadata)) for n in nodes] == snapshot
+
+
+def test_apostprocess_is_native_async(nodes, oracle):
+    threads: list[str] = []
+
+    def handler(messages):
+        threads.append(threading.current_thread().name)
+        return oracle(messages)
+
+    pp = ListwiseRerank(llm=FakeLLM(handler), top_n=2, window_size=4, step=2)
+
+    async def main():
+        out = await pp.apostprocess_nodes(nodes, query_bundle=QueryBundle(QUERY))
+        return threading.current_thread().name, out
+
+    loop_thread, out = asyncio.run(main())
+    assert _ids(out)[0] == "d2"
+    assert threads and set(threads) == {loop_thread}  # not asyncio.to_thread
+    assert _ids(pp.postprocess_nodes(nodes, query_str=QUERY)) == _ids(out)
+
+
+def test_keep_retrieval_score_goes_to_hidden_metadata(nodes, fake_llm):
+    pp = ListwiseRerank(llm=fake_llm, top_n=None, keep_retrieval_score=True)
+    out = pp.postprocess_nodes(nodes, query_str=QUERY)
+    first_stage = {n.node.node_id: n.score for n in nodes}
+    for n in out:
+        assert n.node.metadata["retrieval_score"] == first_stage[n.node.node_id]
+        assert "retrieval_score" not in n.node.get_content(metadata_mode=MetadataMode.LLM)
+        assert "retrieval_score" not in n.node.get_content(metadata_mode=MetadataMode.EMBED)
+        assert n.node.metadata["src"] == n.node.node_id
+    assert all("retrieval_score" not in n.node.metadata for n in nodes)  # originals untouched
+
+
+def test_rerank_events_are_dispatched(nodes, fake_llm):
+    seen: list[tuple[str, int]] = []
+
+    class Handler(BaseEventHandler):
+        def handle(self, event, **kwargs):
+            if event.class_name() in ("ReRankStartEvent", "ReRankEndEvent"):
+                seen.append((event.class_name(), len(event.nodes)))
+
+    root = get_dispatcher()
+    handler = Handler()
+    root.add_event_handler(handler)
+    try:
+        ListwiseRerank(llm=fake_llm, top_n=2).postprocess_nodes(nodes, query_str=QUERY)
+        asyncio.run(ListwiseRerank(llm=fake_llm, top_n=2).apostprocess_nodes(nodes, query_str=QUERY))
+    finally:
+        root.event_handlers.remove(handler)
+    assert seen == [("ReRankStartEvent", 6), ("ReRankEndEvent", 2)] * 2
+
+
+def test_bad_input(nodes, fake_llm):
+    pp = ListwiseRerank(llm=fake_llm, top_n=10)
+    with pytest.raises(ValueError, match="query"):
+        pp.postprocess_nodes(nodes)  # no query bundle: never guess
+    assert pp.postprocess_nodes([], query_str=QUERY) == []
+    assert asyncio.run(pp.apostprocess_nodes([], query_str=QUERY)) == []
+    empty = [NodeWithScore(node=TextNode(text=""), score=0.5), nodes[2]]
+    out = pp.postprocess_nodes(empty, query_str=QUERY)
+    assert len(out) == 2 and out[0].node.node_id == "d2"  # top_n > len: all kept
+    with pytest.raises(ValueError):
+        ListwiseRerank(llm=fake_llm, top_n=0)
+    with pytest.raises(TypeError):
+        ListwiseRerank(llm=None)  # no fallback to Settings.llm
+
+
+def test_serialization_and_class_name(fake_llm):
+    pp = ListwiseRerank(llm=fake_llm, top_n=3, window_size=6, step=3)
+    data = pp.to_dict()
+    assert data["class_name"] == ListwiseRerank.class_name() == "RerankRagListwiseRerank"
+    assert data["window_size"] == 6 and "llm" not in data
+    again = ListwiseRerank.from_dict(data, llm=fake_llm)
+    assert again.to_dict() == data
+    assert again.ranker is not pp.ranker and pp.ranker is pp.ranker  # built once per object
+
+
+def test_pointwise_bm25(nodes):
+    pytest.importorskip("rank_bm25")
+    out = PointwiseRerank(scorer="bm25", top_n=1).postprocess_nodes(nodes, query_str="Seine river")
+    assert _ids(out) == ["d2"]
+
+
+def test_jointrank_postprocessor(nodes, fake_llm):
+    from llama_index.postprocessor.rerank_rag import JointRankRerank
+
+    pp = JointRankRerank(llm=fake_llm, top_n=2, block_size=3, replicas=2)
+    assert _ids(pp.postprocess_nodes(nodes, query_str=QUERY))[0] == "d2"
+    assert _ids(asyncio.run(pp.apostprocess_nodes(nodes, query_str=QUERY)))[0] == "d2"
+
+
+def test_llama_index_llm_object(nodes, oracle_llm_cls):
+    pp = ListwiseRerank(llm=oracle_llm_cls(), top_n=2, window_size=4, step=2)
+    assert _ids(pp.postprocess_nodes(nodes, query_str=QUERY))[0] == "d2"
+    assert _ids(asyncio.run(pp.apostprocess_nodes(nodes, query_str=QUERY)))[0] == "d2"
+
+
+def test_against_openai_compatible_server(nodes, oracle):
+    pytest.importorskip("openai")
+    from rerank_rag.llm import OpenAICompatibleLLM
+    from rerank_rag.testing import ChatServer
+
+    with ChatServer(lambda body: oracle(body["messages"])) as srv:
+        llm = OpenAICompatibleLLM("test-model", base_url=srv.base_url, max_retries=0)
+        pp = ListwiseRerank(llm=llm, top_n=2)
+        out = pp.postprocess_nodes(nodes, query_str=QUERY)
+        aout = asyncio.run(pp.apostprocess_nodes(nodes, query_str=QUERY))
+        assert len(srv.requests) >= 2
+    assert _ids(out)[0] == "d2" and _ids(aout)[0] == "d2"
