@@ -63,6 +63,10 @@ _LAZY: dict[str, str] = {
     # question decomposition
     "Decomposer": "rerank_rag.decompose",
     "DecomposeRetrieveRerank": "rerank_rag.decompose",
+    "RetrievalError": "rerank_rag.decompose",
+    # first stage
+    "BM25Retriever": "rerank_rag.retrievers",
+    "as_retriever": "rerank_rag.retrievers",
 }
 
 __all__ = [
@@ -93,7 +97,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .decompose import DecomposeRetrieveRerank, Decomposer
+    from .decompose import DecomposeRetrieveRerank, Decomposer, RetrievalError
     from .jointrank import JointRanker
     from .listwise import (
         FirstTokenPrompt,
@@ -108,6 +112,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .llm._cache import CachedLLM, MemoryCache, SQLiteCache
     from .llm._openai import OpenAICompatibleLLM
     from .llm._retry import RetryPolicy
+    from .retrievers import BM25Retriever, as_retriever
     from .pointwise import (
         BiEncoderScorer,
         BM25Scorer,
