@@ -5,6 +5,8 @@
   :class:`~rerank_rag.llm.OpenAICompatibleLLM` (or any OpenAI client) at
   ``srv.base_url`` to test rate limits, server errors, timeouts, connection resets,
   malformed bodies, log-probabilities and concurrency limits end to end.
+* :func:`keyword_oracle`: a deterministic listwise answer (passages containing a
+  keyword first), for a :class:`FakeLLM` or a :class:`ChatServer` handler.
 * :class:`Reply`: what the handler answers (text, status, headers, delay, raw body,
   reset, token counts, first-token top log-probabilities).
 
@@ -16,6 +18,7 @@ Only the standard library is used; importing this module is cheap.
 from __future__ import annotations
 
 from ..llm._fake import FakeLLM
+from ._oracle import keyword_oracle
 from ._server import ChatServer, RecordedRequest, Reply, estimate_tokens
 
-__all__ = ["ChatServer", "FakeLLM", "RecordedRequest", "Reply", "estimate_tokens"]
+__all__ = ["ChatServer", "FakeLLM", "RecordedRequest", "Reply", "estimate_tokens", "keyword_oracle"]

@@ -17,7 +17,8 @@ import pytest
 
 os.environ["HAYSTACK_TELEMETRY_ENABLED"] = "False"
 
-from rerank_rag import FakeLLM  # noqa: E402
+from rerank_rag import FakeLLM
+from rerank_rag.testing import keyword_oracle  # noqa: E402
 
 CORPUS = [
     ("d0", "Paris is the capital of France and its largest city; Paris hosts the Louvre."),
@@ -28,16 +29,8 @@ CORPUS = [
     ("d5", "Madrid is the capital of Spain and sits on the Manzanares."),
 ]
 KEYWORD = "seine"
-_PASSAGE = re.compile(r"(?m)^(?:\w+: )?\[(\d+)\]\s*(.*)$")  # "user: [1] ..." too
-
-
 def oracle_text(messages: Sequence[dict], keyword: str = KEYWORD, subquestions: Sequence[str] = ()) -> str:
-    text = "\n".join(m["content"] for m in messages)
-    found = {int(n): p for n, p in _PASSAGE.findall(text)}
-    if not found:
-        return "\n".join(f"{i}. {q}" for i, q in enumerate(subquestions, 1))
-    labels = sorted(found, key=lambda n: (keyword not in found[n].lower(), n))
-    return " > ".join(f"[{n}]" for n in labels)
+    return keyword_oracle(messages, keyword, subquestions)
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 import pytest
 
 from rerank_rag import FakeLLM
+from rerank_rag.testing import keyword_oracle
 
 CORPUS = [
     ("d0", "Paris is the capital of France and its largest city; Paris hosts the Louvre."),
@@ -25,16 +26,8 @@ CORPUS = [
 ]
 QUERY = "Which river flows through Paris?"
 KEYWORD = "seine"
-_PASSAGE = re.compile(r"(?m)^(?:\w+: )?\[(\d+)\]\s*(.*)$")  # "user: [1] ..." too
-
-
 def oracle_text(messages: Sequence[dict], keyword: str = KEYWORD, subquestions: Sequence[str] = ()) -> str:
-    text = "\n".join(m["content"] for m in messages)
-    found = {int(n): p for n, p in _PASSAGE.findall(text)}
-    if not found:
-        return "\n".join(f"{i}. {q}" for i, q in enumerate(subquestions, 1))
-    labels = sorted(found, key=lambda n: (keyword not in found[n].lower(), n))
-    return " > ".join(f"[{n}]" for n in labels)
+    return keyword_oracle(messages, keyword, subquestions)
 
 
 @pytest.fixture
