@@ -287,7 +287,8 @@ class BM25Retriever:
 
     Args:
         corpus: the passages (``Candidate``, strings, or mappings with ``"text"``).
-        k1, b: BM25 parameters (defaults 0.9 / 0.4, Anserini's defaults for BEIR).
+        k1: BM25 term-frequency saturation (default 0.9, Anserini's default for BEIR).
+        b: BM25 length normalisation (default 0.4).
         tokenizer: a function ``text -> list[str]`` replacing the whole analysis chain
             (then ``stopwords`` and ``stemmer`` are ignored).
         stopwords: ``True`` (Lucene's 33-word English list, the default), ``False`` /

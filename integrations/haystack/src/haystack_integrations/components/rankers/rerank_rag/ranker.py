@@ -217,7 +217,7 @@ class RerankRagPointwiseRanker(_Ranker):
     ``scorer``: ``"minilm"`` (default, offline int8 ONNX; loads in ``warm_up``), ``"bm25"``
     or a ``Scorer`` object (not serializable); or give ``llm`` for yes/no first-token
     log-probabilities (:class:`rerank_rag.LLMPointwiseRanker`).
-    **Score**: the scorer's raw score, or the LLM's probability of "yes".
+    **Score**: the scorer's raw score, or the LLM's yes/no log-odds (logprob(yes) - logprob(no)).
     """
 
     def __init__(
