@@ -1,0 +1,263 @@
+"""The methods ``rerank-rag eval --method`` knows, and how each is built.
+
+Every builder returns a ranker (``rank`` / ``arank`` over a query and its first-stage
+candidates). Rankers are imported lazily, inside the builders, so ``import
+rerank_rag.eval`` stays cheap and a missing optional dependency only matters for the
+method that needs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._ranker import BaseRanker
+from .._types import Candidate, Usage
+
+__all__ = ["MethodSpec", "METHODS", "build_method", "FirstStageRanker", "method_help"]
+
+
+class FirstStageRanker(BaseRanker):
+    """Keeps the input (first-stage) order; scores ``1 - rank / n``. No model call."""
+
+    def __repr__(self) -> str:
+        return "FirstStageRanker()"
+
+    def _rank_sync(self, query: str, cands: list[Candidate], usage: Usage) -> tuple[list[int], list[float]]:
+        n = len(cands)
+        return list(range(n)), [1.0 - r / n for r in range(n)]
+
+    async def _rank_async(self, query: str, cands: list[Candidate], usage: Usage) -> tuple[list[int], list[float]]:
+        return self._rank_sync(query, cands, usage)
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """One evaluable method.
+
+    Attributes:
+        name: the ``--method`` value.
+        help: one line for ``--help``.
+        needs_llm: whether it calls an LLM (``--llm`` is then used).
+        build: ``build(options, llm) -> ranker``; ``options`` holds the CLI options
+            (window, step, prompt, block_size, replicas, design, aggregator, seed,
+            model_path, max_passage_tokens).
+        config: ``config(options) -> dict`` of the settings that matter, for reports.
+    """
+
+    name: str
+    help: str
+    needs_llm: bool
+    build: Callable[[Any, Any], Any]
+    config: Callable[[Any], dict[str, Any]] = field(default=lambda o: {})
+
+
+def _opt(options: Any, name: str, default: Any = None) -> Any:
+    if isinstance(options, Mapping):
+        return options.get(name, default)
+    return getattr(options, name, default)
+
+
+def _first_stage(options: Any, llm: Any) -> Any:
+    return FirstStageRanker()
+
+
+def _bm25(options: Any, llm: Any) -> Any:
+    from ..pointwise import BM25Scorer, PointwiseRanker
+
+    return PointwiseRanker(BM25Scorer())
+
+
+def _minilm(options: Any, llm: Any) -> Any:
+    from ..pointwise import MiniLMScorer, PointwiseRanker
+
+    return PointwiseRanker(MiniLMScorer())
+
+
+def _bi_encoder(options: Any, llm: Any) -> Any:
+    from ..pointwise import BiEncoderScorer, PointwiseRanker
+
+    return PointwiseRanker(BiEncoderScorer(_opt(options, "model_path")))
+
+
+def _cross_encoder(options: Any, llm: Any) -> Any:
+    from ..pointwise import CrossEncoderScorer, PointwiseRanker
+
+    path = _opt(options, "model_path")
+    if not path:
+        raise ValueError(
+            "--method cross-encoder needs --model-path (a local sentence-transformers "
+            "CrossEncoder folder; none ships on PyPI, so none is bundled)"
+        )
+    return PointwiseRanker(CrossEncoderScorer(path))
+
+
+def _llm_pointwise(options: Any, llm: Any) -> Any:
+    from ..pointwise import LLMPointwiseRanker
+
+    return LLMPointwiseRanker(llm, max_passage_tokens=_opt(options, "max_passage_tokens", 300))
+
+
+def _listwise(mode: str) -> Callable[[Any, Any], Any]:
+    def build(options: Any, llm: Any) -> Any:
+        from ..listwise import ListwiseRanker
+
+        return ListwiseRanker(
+            llm,
+            prompt=_opt(options, "prompt") or "rankgpt",
+            mode=mode,
+            window_size=_opt(options, "window", 20),
+            step=_opt(options, "step", 10),
+            max_passage_tokens=_opt(options, "max_passage_tokens", 300),
+        )
+
+    return build
+
+
+def _jointrank(options: Any, llm: Any) -> Any:
+    from ..jointrank import JointRanker
+
+    return JointRanker(
+        llm,
+        prompt=_opt(options, "prompt") or "relevant-only",
+        block_size=_opt(options, "block_size", 20),
+        replicas=_opt(options, "replicas", 4),
+        design=_opt(options, "design", "auto"),
+        aggregator=_opt(options, "aggregator", "pagerank"),
+        seed=_opt(options, "seed", 0),
+        max_passage_tokens=_opt(options, "max_passage_tokens", 300),
+    )
+
+
+def _not_here(options: Any, llm: Any) -> Any:
+    raise ValueError("--method decompose is evaluated on --dataset musique only")
+
+
+def _cfg_listwise(mode: str) -> Callable[[Any], dict[str, Any]]:
+    def cfg(o: Any) -> dict[str, Any]:
+        d = {"mode": mode, "prompt": _opt(o, "prompt") or "rankgpt", "max_passage_tokens": _opt(o, "max_passage_tokens", 300)}
+        if mode == "sliding":
+            d.update(window=_opt(o, "window", 20), step=_opt(o, "step", 10))
+        return d
+
+    return cfg
+
+
+METHODS: dict[str, MethodSpec] = {
+    m.name: m
+    for m in (
+        MethodSpec("first-stage", "keep the first-stage order (no reranking)", False, _first_stage),
+        MethodSpec("bm25", "BM25 over the candidates (pointwise, pure Python)", False, _bm25),
+        MethodSpec("minilm", "MiniLM int8 bi-encoder, the offline default scorer", False, _minilm),
+        MethodSpec(
+            "bi-encoder", "sentence-transformers bi-encoder (--model-path; default all-MiniLM-L6-v2)",
+            False, _bi_encoder, lambda o: {"model_path": _opt(o, "model_path")},
+        ),
+        MethodSpec(
+            "cross-encoder", "sentence-transformers cross-encoder (--model-path, required)",
+            False, _cross_encoder, lambda o: {"model_path": _opt(o, "model_path")},
+        ),
+        MethodSpec("llm-pointwise", "LLM yes/no relevance per passage (first-token logprobs)", True, _llm_pointwise),
+        MethodSpec(
+            "sliding", "listwise sliding window, RankGPT (--window, --step, --prompt)",
+            True, _listwise("sliding"), _cfg_listwise("sliding"),
+        ),
+        MethodSpec(
+            "single", "listwise single pass: all candidates in one call (--prompt)",
+            True, _listwise("single"), _cfg_listwise("single"),
+        ),
+        MethodSpec(
+            "jointrank",
+            "JointRank blocks in one parallel round (--block-size, --replicas, --design, --aggregator)",
+            True,
+            _jointrank,
+            lambda o: {
+                "prompt": _opt(o, "prompt") or "relevant-only",
+                "block_size": _opt(o, "block_size", 20),
+                "replicas": _opt(o, "replicas", 4),
+                "design": _opt(o, "design", "auto"),
+                "aggregator": _opt(o, "aggregator", "pagerank"),
+                "seed": _opt(o, "seed", 0),
+            },
+        ),
+        MethodSpec(
+            "decompose",
+            "question decomposition + retrieval + rerank (MuSiQue; --decomposer, --reranker)",
+            False,
+            _not_here,
+        ),
+    )
+}
+
+#: Aliases accepted by ``--method``.
+ALIASES = {
+    "firststage": "first-stage",
+    "none": "first-stage",
+    "biencoder": "bi-encoder",
+    "crossencoder": "cross-encoder",
+    "sliding-window": "sliding",
+    "listwise": "sliding",
+    "listwise-sliding": "sliding",
+    "single-pass": "single",
+    "listwise-single": "single",
+    "full": "single",
+    "joint": "jointrank",
+    "decomposition": "decompose",
+}
+
+
+def resolve_method(name: str) -> MethodSpec:
+    """The :class:`MethodSpec` for ``name`` (or an alias); ``ValueError`` lists the names."""
+    key = name.strip().lower().replace("_", "-")
+    key = ALIASES.get(key, key)
+    spec = METHODS.get(key)
+    if spec is None:
+        raise ValueError(f"unknown method {name!r}; choose one of: {', '.join(METHODS)}")
+    return spec
+
+
+def build_method(name: str, options: Any = None, llm: Any = None) -> Any:
+    """Build the ranker of method ``name`` (see :data:`METHODS`)."""
+    spec = resolve_method(name)
+    if spec.needs_llm and llm is None:
+        raise ValueError(f"method {spec.name!r} needs an LLM (--llm sim|openai|local)")
+    return spec.build(options or {}, llm)
+
+
+def method_help() -> str:
+    """The method list for ``--help``."""
+    width = max(len(n) for n in METHODS)
+    lines = ["methods:"]
+    for m in METHODS.values():
+        tag = " [LLM]" if m.needs_llm else ""
+        lines.append(f"  {m.name:<{width}}  {m.help}{tag}")
+    return "\n".join(lines)
+
+
+def musique_sim_decomposer(records: Sequence[Mapping[str, Any]]) -> Callable[[dict[str, Any]], str]:
+    """A :class:`~rerank_rag.eval.SimulatedLLM` fallback that answers decomposition
+    prompts for MuSiQue questions with their gold sub-questions, the bridge answers
+    unknown (``#n`` -> ``it``): what a decomposer that understands the structure but
+    not yet the intermediate answers would write. Simulated, not a model."""
+    import re
+
+    from ._simulator import normalise
+
+    table = []
+    for r in records:
+        subs = [re.sub(r"\s*#\d+\s*", " it ", s["question"]).strip() for s in r["question_decomposition"]]
+        subs = [re.sub(r"\s+", " ", s).replace(" ?", "?") for s in subs]
+        table.append((normalise(r["question"]), subs))
+
+    def fallback(body: dict[str, Any]) -> str:
+        text = "\n".join(
+            str(m.get("content", "")) for m in body.get("messages") or [] if isinstance(m, dict)
+        )
+        norm = normalise(text)
+        best = max((t for t in table if t[0] and t[0] in norm), key=lambda t: len(t[0]), default=None)
+        if best is None:
+            return ""
+        return "\n".join(f"{i}. {s}" for i, s in enumerate(best[1], 1))
+
+    return fallback

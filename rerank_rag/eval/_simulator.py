@@ -1,0 +1,659 @@
+"""``SimulatedLLM``: an OpenAI-compatible server that ranks passages by their *true*
+relevance plus controlled noise. A tool for comparing orchestration strategies (sliding
+windows, single pass, JointRank blocks, ...) under controlled conditions; **not a
+model**. Every number measured with it is simulated and must be labelled so.
+
+How it answers one chat-completions request:
+
+1. **Find the passages.** With a ``corpus`` (``{docid: text}``), the simulator finds which
+   known passages appear in the prompt, in order, by matching a normalised prefix
+   (lower-case ASCII letters and digits only, so whitespace, punctuation, mojibake and
+   in-passage ``[3]`` -> ``(3)`` rewriting do not matter) of each passage, and reads the
+   label shown before each one (``[3]``, ``[C]``, ``Snippet 3``, ``Passage C``; the
+   1-based position when there is none). Without a corpus (a relevance function),
+   passages are read from lines shaped ``[label] text``.
+2. **Find the query** (with qrels): the judged query whose text appears in the prompt,
+   preferring the one that judged the passages found.
+3. **Score** each of the ``m`` passages shown::
+
+       s_i = grade_i + doc_noise_i + window_noise_i + position_bias * (1 - pos_i / (m - 1))
+
+   ``window_noise_i ~ N(0, noise**2 * (1 + noise_growth * (m - 1)))``: the variance grows
+   with the number of passages shown ("long lists degrade quality"); ``doc_noise_i ~
+   N(0, doc_noise**2)`` is a persistent per-(query, passage) misjudgement that
+   repeated views cannot average away. Noise is deterministic per ``seed`` and request
+   content (same window, same answer, like temperature 0).
+4. **Answer in the format asked**:
+
+   * ``logprobs`` requested and one passage with a Yes/No question: ``Yes``/``No`` with
+     first-token ``top_logprobs`` from ``sigmoid(yes_no_scale * (s - relevant_threshold))``;
+   * ``logprobs`` requested (FIRST-style): the best label, with ``top_logprobs`` =
+     ``log softmax(s / logprob_temperature)`` over the labels;
+   * the prompt mentions ``NO_RELEVANT``: only passages with ``s >= relevant_threshold``,
+     best first (``[2] > [5]``), or ``NO_RELEVANT_SNIPPETS``;
+   * otherwise the full permutation ``[2] > [1] > ...`` (RankGPT).
+
+   A prompt where no passage is found goes to ``fallback(body)`` (default: ``""``).
+5. **Latency**: ``per_call + per_input_token * prompt_tokens + per_output_token *
+   completion_tokens`` seconds (tokens estimated like :func:`rerank_rag.testing.
+   estimate_tokens`, about 4 characters per token, and reported in ``usage``), served
+   with ``max_concurrency`` requests at a time (others queue).
+6. **Faults** at configured rates (:class:`FaultConfig`): 429 with ``Retry-After``, 500,
+   timeouts (the reply is delayed past the client's timeout), connection resets, empty
+   and truncated replies. Fault draws are sequential per server (a retry of the same
+   request draws again).
+
+Use it as a context manager; ``base_url`` points an OpenAI-compatible client at it::
+
+    with SimulatedLLM(qrels, corpus=texts, queries=topics, seed=1) as sim:
+        llm = sim.client(max_concurrency=8)   # an OpenAICompatibleLLM
+        ...
+    sim.stats  # requests, faults injected, tokens, peak concurrency
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import math
+import random
+import re
+import struct
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Union
+
+from ..testing import ChatServer, Reply, estimate_tokens
+
+__all__ = ["SimulatedLLM", "LatencyModel", "FaultConfig", "SIMULATED_LABEL", "normalise"]
+
+#: The label every figure produced with the simulator must carry.
+SIMULATED_LABEL = "simulated"
+
+_ALNUM_RE = re.compile(r"[A-Za-z0-9]+")
+_LABEL_BEFORE_RE = re.compile(
+    r"(?:\[\s*([A-Za-z]|\d{1,4})\s*\]|\b(?:passage|snippet|document|doc)\s*#?\s*([A-Za-z]|\d{1,4})\b)"
+    r"[^A-Za-z0-9\[\]]{0,12}$",
+    re.I,
+)
+_LABEL_LINE_RE = re.compile(r"(?m)^[ \t]*\[\s*([A-Za-z]|\d{1,4})\s*\][ \t]+(\S.*)$")
+_QUERY_LINE_RE = re.compile(r"(?im)^\s*(?:search\s+)?query\s*:\s*(.+)$")
+_YES_NO_RE = re.compile(r"\byes\b.{0,40}\bno\b", re.I | re.S)
+
+
+def normalise(text: str) -> str:
+    """Lower-case ASCII letters and digits only (what passage matching compares)."""
+    return "".join(_ALNUM_RE.findall(text)).lower()
+
+
+@dataclass(frozen=True)
+class LatencyModel:
+    """Simulated service time of one call, in seconds.
+
+    ``per_call + per_input_token * prompt_tokens + per_output_token * completion_tokens``,
+    multiplied by ``1 + jitter * u`` with ``u`` uniform in [-1, 1] (deterministic per
+    request content and seed).
+    """
+
+    per_call: float = 0.0
+    per_input_token: float = 0.0
+    per_output_token: float = 0.0
+    jitter: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("per_call", "per_input_token", "per_output_token", "jitter"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or v < 0 or math.isnan(v):
+                raise ValueError(f"LatencyModel.{name} must be a non-negative number, got {v!r}")
+        if self.jitter > 1:
+            raise ValueError("LatencyModel.jitter must be at most 1")
+
+    def seconds(self, prompt_tokens: int, completion_tokens: int, u: float = 0.0) -> float:
+        base = self.per_call + self.per_input_token * prompt_tokens + self.per_output_token * completion_tokens
+        return max(0.0, base * (1.0 + self.jitter * u))
+
+
+@dataclass(frozen=True)
+class FaultConfig:
+    """Fault injection rates (each a probability per request; their sum must be <= 1).
+
+    Attributes:
+        rate_429: answer HTTP 429 with ``Retry-After: retry_after``.
+        rate_500: answer HTTP 500.
+        rate_timeout: delay the (normal) answer by ``timeout_delay`` seconds, which
+            should exceed the client's timeout.
+        rate_reset: close the connection without answering.
+        rate_empty: answer 200 with an empty message.
+        rate_truncated: answer 200 with the first half of the normal message.
+        retry_after: seconds sent in ``Retry-After`` with a 429.
+        timeout_delay: how long a "timeout" reply is held.
+        max_faults: stop injecting after this many faults (``None``: no limit); with
+            rate 1.0 this makes "the first N requests fail" deterministic.
+    """
+
+    rate_429: float = 0.0
+    rate_500: float = 0.0
+    rate_timeout: float = 0.0
+    rate_reset: float = 0.0
+    rate_empty: float = 0.0
+    rate_truncated: float = 0.0
+    retry_after: float = 1.0
+    timeout_delay: float = 30.0
+    max_faults: int | None = None
+
+    KINDS = ("429", "500", "timeout", "reset", "empty", "truncated")
+
+    def __post_init__(self) -> None:
+        rates = self.rates()
+        for kind, r in rates.items():
+            if not isinstance(r, (int, float)) or not 0.0 <= r <= 1.0:
+                raise ValueError(f"FaultConfig rate for {kind} must be in [0, 1], got {r!r}")
+        if sum(rates.values()) > 1.0 + 1e-9:
+            raise ValueError(f"FaultConfig rates add up to {sum(rates.values()):.3f} > 1")
+        if self.retry_after < 0 or self.timeout_delay < 0:
+            raise ValueError("retry_after and timeout_delay must be >= 0")
+        if self.max_faults is not None and self.max_faults < 0:
+            raise ValueError("max_faults must be >= 0 or None")
+
+    def rates(self) -> dict[str, float]:
+        return {
+            "429": self.rate_429,
+            "500": self.rate_500,
+            "timeout": self.rate_timeout,
+            "reset": self.rate_reset,
+            "empty": self.rate_empty,
+            "truncated": self.rate_truncated,
+        }
+
+    @classmethod
+    def uniform(cls, rate: float, **kw: Any) -> FaultConfig:
+        """Total fault ``rate`` spread evenly over the six kinds."""
+        r = rate / 6.0
+        return cls(rate_429=r, rate_500=r, rate_timeout=r, rate_reset=r, rate_empty=r, rate_truncated=r, **kw)
+
+
+@dataclass
+class _Found:
+    key: str  # docid (corpus mode) or passage text (function mode)
+    label: str
+    text: str = ""
+    bracketed: bool = True
+
+
+@dataclass
+class _Stats:
+    requests: int = 0
+    answered: int = 0
+    unrecognised: int = 0
+    passages_seen: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    simulated_service_seconds: float = 0.0
+    faults: dict[str, int] = field(default_factory=lambda: {k: 0 for k in FaultConfig.KINDS})
+    formats: dict[str, int] = field(default_factory=dict)
+
+
+Judgments = Union[Mapping[str, Mapping[str, int]], Callable[[str, str], float]]
+
+
+class SimulatedLLM:
+    """An OpenAI-compatible chat server on 127.0.0.1 that ranks by true relevance + noise.
+
+    Args:
+        judgments: qrels ``{qid: {docid: grade}}`` (then ``corpus`` is required), or a
+            function ``relevance(query_text, passage_text) -> float`` used as the grade.
+        corpus: ``{docid: text}`` of every passage that may be shown.
+        queries: ``{qid: query text}``, to tell which query a prompt is about (without
+            it, a passage's grade is its highest grade over all queries).
+        noise: base standard deviation of the per-view noise (in grade units).
+        noise_growth: variance multiplier per extra passage shown:
+            ``var = noise**2 * (1 + noise_growth * (m - 1))``.
+        doc_noise: standard deviation of a persistent per-(query, passage) error.
+        position_bias: bonus for earlier positions, ``position_bias * (1 - pos/(m-1))``.
+        relevant_threshold: score above which a passage counts as relevant (for
+            relevant-only answers and Yes/No).
+        latency: a :class:`LatencyModel`.
+        max_concurrency: requests served at once (others queue); ``None``: unlimited.
+        faults: a :class:`FaultConfig`.
+        seed: makes noise, jitter and fault draws reproducible.
+        model: the model name reported.
+        fallback: ``fallback(body) -> str | Reply`` for prompts showing no known
+            passage (default: an empty answer).
+        prefix_chars: normalised prefix length used to look passages up.
+        min_match_chars: a passage counts as shown only if at least this many
+            normalised characters of it (or all of it) appear; shorter coincidences
+            (a query that starts like a passage, an id glued to a passage starting
+            with a number) are ignored. Passages truncated to fewer than about ten
+            words are therefore not recognised.
+        logprob_temperature: softness of FIRST-style first-token logprobs.
+        yes_no_scale: slope of the Yes/No log-odds.
+    """
+
+    def __init__(
+        self,
+        judgments: Judgments,
+        *,
+        corpus: Mapping[str, str] | None = None,
+        queries: Mapping[str, str] | None = None,
+        noise: float = 0.5,
+        noise_growth: float = 0.05,
+        doc_noise: float = 0.0,
+        position_bias: float = 0.0,
+        relevant_threshold: float = 0.5,
+        latency: LatencyModel | None = None,
+        max_concurrency: int | None = None,
+        faults: FaultConfig | None = None,
+        seed: int = 0,
+        model: str = "simulated-llm",
+        fallback: Callable[[dict[str, Any]], str | Reply] | None = None,
+        prefix_chars: int = 24,
+        min_match_chars: int = 48,
+        logprob_temperature: float = 1.0,
+        yes_no_scale: float = 2.0,
+    ) -> None:
+        for name, v in (("noise", noise), ("noise_growth", noise_growth), ("doc_noise", doc_noise)):
+            if not isinstance(v, (int, float)) or v < 0 or math.isnan(v):
+                raise ValueError(f"{name} must be a non-negative number, got {v!r}")
+        if prefix_chars < 8:
+            raise ValueError("prefix_chars must be at least 8")
+        if logprob_temperature <= 0:
+            raise ValueError("logprob_temperature must be positive")
+        if callable(judgments) and not isinstance(judgments, Mapping):
+            self._relevance: Callable[[str, str], float] | None = judgments
+            self._qrels: dict[str, dict[str, int]] = {}
+        elif isinstance(judgments, Mapping):
+            if corpus is None:
+                raise ValueError("SimulatedLLM with qrels needs corpus={docid: text} to recognise passages")
+            self._relevance = None
+            self._qrels = {str(q): {str(d): int(g) for d, g in j.items()} for q, j in judgments.items()}
+        else:
+            raise TypeError("judgments must be qrels {qid: {docid: grade}} or a function (query, passage) -> grade")
+        self.noise = float(noise)
+        self.noise_growth = float(noise_growth)
+        self.doc_noise = float(doc_noise)
+        self.position_bias = float(position_bias)
+        self.relevant_threshold = float(relevant_threshold)
+        self.latency = latency or LatencyModel()
+        self.max_concurrency = max_concurrency
+        self.faults = faults or FaultConfig()
+        self.seed = int(seed)
+        self.model = model
+        self.fallback = fallback
+        self.prefix_chars = int(prefix_chars)
+        self.min_match_chars = max(int(min_match_chars), self.prefix_chars)
+        self.logprob_temperature = float(logprob_temperature)
+        self.yes_no_scale = float(yes_no_scale)
+
+        self._corpus_norm: dict[str, str] = {}
+        self._corpus_raw: dict[str, str] = (
+            {str(d): t for d, t in corpus.items()} if corpus is not None and self._relevance is not None else {}
+        )
+        self._prefix_index: dict[str, list[str]] = {}
+        for docid, text in (corpus or {}).items():
+            norm = normalise(text)
+            if not norm:
+                continue
+            docid = str(docid)
+            self._corpus_norm[docid] = norm
+            self._prefix_index.setdefault(norm[: self.prefix_chars], []).append(docid)
+        self._short = sorted({len(k) for k in self._prefix_index if len(k) < self.prefix_chars})
+        self._queries_norm = {str(q): normalise(t) for q, t in (queries or {}).items()}
+        self._doc_qids: dict[str, list[str]] = {}
+        for qid, j in self._qrels.items():
+            for d in j:
+                self._doc_qids.setdefault(d, []).append(qid)
+
+        self._lock = threading.Lock()
+        self._fault_rng = random.Random(self.seed)
+        self._stats = _Stats()
+        self._server: ChatServer | None = None
+
+    # -- lifecycle -----------------------------------------------------------------
+    def start(self) -> SimulatedLLM:
+        if self._server is None:
+            self._server = ChatServer(self.respond, model=self.model, max_concurrency=self.max_concurrency)
+            self._server.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    close = stop
+
+    def __enter__(self) -> SimulatedLLM:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self._server is not None else "stopped"
+        return (
+            f"SimulatedLLM({state}, noise={self.noise}, noise_growth={self.noise_growth}, "
+            f"doc_noise={self.doc_noise}, position_bias={self.position_bias}, seed={self.seed})"
+        )
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT/v1`` of the running server."""
+        if self._server is None:
+            raise RuntimeError("SimulatedLLM is not running: use it as a context manager or call start()")
+        return self._server.base_url
+
+    @property
+    def server(self) -> ChatServer:
+        if self._server is None:
+            raise RuntimeError("SimulatedLLM is not running")
+        return self._server
+
+    def client(self, **kw: Any) -> Any:
+        """An :class:`~rerank_rag.llm.OpenAICompatibleLLM` pointed at this server."""
+        from ..llm._openai import OpenAICompatibleLLM
+
+        kw.setdefault("api_key", "simulated")
+        return OpenAICompatibleLLM(self.model, base_url=self.base_url, **kw)
+
+    def config(self) -> dict[str, Any]:
+        """JSON-able settings (for reports)."""
+        return {
+            "label": SIMULATED_LABEL,
+            "noise": self.noise,
+            "noise_growth": self.noise_growth,
+            "doc_noise": self.doc_noise,
+            "position_bias": self.position_bias,
+            "relevant_threshold": self.relevant_threshold,
+            "latency": asdict(self.latency),
+            "max_concurrency": self.max_concurrency,
+            "faults": {k: v for k, v in asdict(self.faults).items()},
+            "seed": self.seed,
+        }
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """Counters: requests, answered, unrecognised prompts, faults per kind, tokens,
+        simulated service seconds, answer formats, and the server's peak concurrency."""
+        with self._lock:
+            s = asdict(self._stats)
+        s["peak_concurrency"] = self._server.peak_concurrency if self._server is not None else None
+        s["label"] = SIMULATED_LABEL
+        return s
+
+    # -- request handling ----------------------------------------------------------------
+    def respond(self, body: dict[str, Any]) -> Reply:
+        """Answer one chat-completions request body (the server's handler; usable directly)."""
+        with self._lock:
+            self._stats.requests += 1
+            fault = self._draw_fault()
+        if fault == "429":
+            return Reply(status=429, text="rate limited (simulated)", headers={"Retry-After": _fmt(self.faults.retry_after)})
+        if fault == "500":
+            return Reply(status=500, text="internal error (simulated)")
+        if fault == "reset":
+            return Reply(reset=True)
+
+        messages = body.get("messages") or []
+        prompt = _flatten(messages)
+        prompt_tokens = estimate_tokens(prompt) + 3 * len(messages)
+        fmt, text, top = self._answer(body, prompt)
+        if fmt == "unrecognised":
+            if self.fallback is not None:
+                fb = self.fallback(body)
+                if isinstance(fb, Reply):
+                    return fb
+                text = str(fb)
+        if fault == "empty":
+            text, top = "", None
+        elif fault == "truncated":
+            text, top = text[: len(text) // 2], None
+        completion_tokens = estimate_tokens(text)
+        u = self._unit(("jitter", prompt)) * 2.0 - 1.0
+        delay = self.latency.seconds(prompt_tokens, completion_tokens, u)
+        with self._lock:
+            self._stats.answered += 1
+            self._stats.prompt_tokens += prompt_tokens
+            self._stats.completion_tokens += completion_tokens
+            self._stats.simulated_service_seconds += delay
+            self._stats.formats[fmt] = self._stats.formats.get(fmt, 0) + 1
+            if fmt == "unrecognised":
+                self._stats.unrecognised += 1
+        if fault == "timeout":
+            delay = max(delay, self.faults.timeout_delay)
+        return Reply(
+            text=text,
+            delay=delay,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            top_logprobs=top,
+            finish_reason="length" if fault == "truncated" else "stop",
+        )
+
+    def _draw_fault(self) -> str | None:
+        rates = self.faults.rates()
+        if not any(rates.values()):
+            return None
+        injected = sum(self._stats.faults.values())
+        if self.faults.max_faults is not None and injected >= self.faults.max_faults:
+            return None
+        u = self._fault_rng.random()
+        acc = 0.0
+        for kind, r in rates.items():
+            acc += r
+            if u < acc:
+                self._stats.faults[kind] += 1
+                return kind
+        return None
+
+    # -- the simulated judgement ---------------------------------------------------------
+    def _answer(self, body: dict[str, Any], prompt: str) -> tuple[str, str, dict[str, float] | None]:
+        found, qid, query_text = self._find(prompt)
+        if not found:
+            return "unrecognised", "", None
+        with self._lock:
+            self._stats.passages_seen += len(found)
+        scores = self._scores(found, qid, query_text, prompt)
+        order = sorted(range(len(found)), key=lambda i: (-scores[i], i))
+        wants_logprobs = bool(body.get("logprobs")) or body.get("top_logprobs") is not None
+        last = _last_user(body.get("messages") or []) or prompt[-600:]
+        if len(found) == 1 and _YES_NO_RE.search(last):
+            logit = self.yes_no_scale * (scores[0] - self.relevant_threshold)
+            text = "Yes" if logit >= 0 else "No"
+            top = {"Yes": -_softplus(-logit), "No": -_softplus(logit)} if wants_logprobs else None
+            return "yes-no", text, top
+        labels = [f.label for f in found]
+        if wants_logprobs or body.get("max_tokens") == 1:
+            t = self.logprob_temperature
+            z = [s / t for s in scores]
+            mx = max(z)
+            lse = mx + math.log(sum(math.exp(v - mx) for v in z))
+            top = {}
+            for i in order:
+                top.setdefault(labels[i], z[i] - lse)
+            return "first-token", labels[order[0]], (top if wants_logprobs else None)
+        bracketed = sum(f.bracketed for f in found) * 2 >= len(found)
+        fmt_label = (lambda s: f"[{s}]") if bracketed else (lambda s: s)
+        sep = " > " if bracketed else " "
+        if "NO_RELEVANT" in last.upper():
+            chosen = [i for i in order if scores[i] >= self.relevant_threshold]
+            if not chosen:
+                return "relevant-only", "NO_RELEVANT_SNIPPETS", None
+            return "relevant-only", sep.join(fmt_label(labels[i]) for i in chosen), None
+        return "permutation", sep.join(fmt_label(labels[i]) for i in order), None
+
+    def _scores(self, found: Sequence[_Found], qid: str | None, query_text: str, prompt: str) -> list[float]:
+        m = len(found)
+        sd = self.noise * math.sqrt(1.0 + self.noise_growth * (m - 1))
+        window_key = "\x1f".join(f.key for f in found)
+        out: list[float] = []
+        for pos, f in enumerate(found):
+            if self._relevance is not None:
+                grade = float(self._relevance(query_text, f.text))
+            elif qid is not None:
+                grade = float(self._qrels.get(qid, {}).get(f.key, 0))
+            else:
+                grade = float(max((self._qrels[q].get(f.key, 0) for q in self._doc_qids.get(f.key, ())), default=0))
+            s = grade
+            if sd > 0:
+                s += sd * self._gauss(("view", qid or query_text, window_key, pos, f.key))
+            if self.doc_noise > 0:
+                s += self.doc_noise * self._gauss(("doc", qid or query_text, f.key))
+            if self.position_bias and m > 1:
+                s += self.position_bias * (1.0 - pos / (m - 1))
+            out.append(s)
+        return out
+
+    def _unit(self, key: tuple[Any, ...]) -> float:
+        h = hashlib.blake2b(repr((self.seed, key)).encode("utf-8", "surrogatepass"), digest_size=8).digest()
+        return (struct.unpack("<Q", h)[0] >> 11) / float(1 << 53)
+
+    def _gauss(self, key: tuple[Any, ...]) -> float:
+        # Box-Muller from two hash-derived uniforms: deterministic per key
+        u1 = max(self._unit(key + ("u1",)), 1e-12)
+        u2 = self._unit(key + ("u2",))
+        return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
+
+    # -- recognising passages and the query ---------------------------------------------
+    def _find(self, prompt: str) -> tuple[list[_Found], str | None, str]:
+        if self._relevance is not None and not self._corpus_norm:
+            return self._find_by_labels(prompt)
+        chunks: list[tuple[int, int, int]] = []  # (norm_start, raw_start, length)
+        parts: list[str] = []
+        n = 0
+        for mt in _ALNUM_RE.finditer(prompt):
+            s = mt.group(0)
+            chunks.append((n, mt.start(), len(s)))
+            parts.append(s)
+            n += len(s)
+        norm = "".join(parts).lower()
+        norm_starts = [c[0] for c in chunks]
+
+        def raw_pos(i: int) -> int:
+            j = bisect.bisect_right(norm_starts, i) - 1
+            ns, rs, _ = chunks[j]
+            return rs + (i - ns)
+
+        # query texts shown in the prompt: a passage that merely starts like the query
+        # must not be "found" where the query is printed
+        present = [q for q, t in self._queries_norm.items() if len(t) >= 8 and t in norm]
+        query_norms = [self._queries_norm[q] for q in present]
+        query_text = ""
+        mq = _QUERY_LINE_RE.search(prompt)
+        if mq:
+            query_text = mq.group(1).strip()
+            qn = normalise(query_text)
+            if qn:
+                query_norms.append(qn)
+
+        found: list[_Found] = []
+        used: set[str] = set()
+        L = self.prefix_chars
+        i = 0
+        prev_raw_end = 0
+        limit = len(norm)
+        index = self._prefix_index
+        while i < limit:
+            docid = None
+            cands = index.get(norm[i : i + L])
+            if cands is None and self._short:
+                for sl in self._short:  # passages shorter than the prefix length
+                    cands = index.get(norm[i : i + sl])
+                    if cands is not None:
+                        break
+            if cands is not None:
+                docid, matched = self._best_match(cands, norm, i, used)
+                if docid is not None and matched < len(self._corpus_norm[docid]):
+                    seg = norm[i : i + matched]
+                    if any(seg in qn for qn in query_norms):
+                        docid = None  # this is the query, not the passage
+            if docid is None:
+                i += 1
+                continue
+            start_raw = raw_pos(i)
+            before = prompt[max(prev_raw_end, start_raw - 80) : start_raw]
+            mt = _LABEL_BEFORE_RE.search(before)
+            label = (mt.group(1) or mt.group(2)) if mt else str(len(found) + 1)
+            found.append(_Found(key=docid, label=label, bracketed=bool(mt and mt.group(1))))
+            used.add(docid)
+            i += matched
+            prev_raw_end = raw_pos(i - 1) + 1
+        qid = self._which_query(present, [f.key for f in found]) if self._qrels else None
+        if self._relevance is not None:
+            for f in found:
+                f.text = self._corpus_raw.get(f.key, "")
+        return found, qid, query_text
+
+    def _best_match(self, cands: list[str], norm: str, i: int, used: set[str]) -> tuple[str | None, int]:
+        """The candidate sharing the longest prefix with the prompt at ``i``; among equal
+        matches (duplicate passages), one not yet found in this prompt, then the one whose
+        length is closest to the match."""
+        best, best_key, best_len = None, None, 0
+        for d in cands:
+            text = self._corpus_norm[d]
+            k = _common_prefix_len(text, norm, i)
+            if k < min(self.min_match_chars, len(text)):
+                continue
+            key = (k, d not in used, -abs(len(text) - k))
+            if best_key is None or key > best_key:
+                best, best_key, best_len = d, key, k
+        return best, best_len
+
+    def _which_query(self, present: Sequence[str], docids: Sequence[str]) -> str | None:
+        votes: dict[str, int] = {}
+        for d in docids:
+            for q in self._doc_qids.get(d, ()):
+                votes[q] = votes.get(q, 0) + 1
+        if present:
+            return max(present, key=lambda q: (votes.get(q, 0), len(self._queries_norm[q])))
+        if votes:
+            return max(votes, key=lambda q: votes[q])
+        return None
+
+    def _find_by_labels(self, prompt: str) -> tuple[list[_Found], str | None, str]:
+        found = [_Found(key=m.group(2).strip(), label=m.group(1), text=m.group(2).strip()) for m in _LABEL_LINE_RE.finditer(prompt)]
+        mq = _QUERY_LINE_RE.search(prompt)
+        return found, None, (mq.group(1).strip() if mq else "")
+
+
+def _common_prefix_len(a: str, b: str, offset: int) -> int:
+    """Length of the common prefix of ``a`` and ``b[offset:]`` (binary search on slices)."""
+    hi = min(len(a), len(b) - offset)
+    if a[:hi] == b[offset : offset + hi]:
+        return hi
+    lo = 0  # invariant: a[:lo] matches, a[:hi] does not
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if a[:mid] == b[offset : offset + mid]:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def _flatten(messages: Sequence[Any]) -> str:
+    parts = []
+    for m in messages:
+        if not isinstance(m, dict):
+            continue
+        c = m.get("content")
+        if isinstance(c, str):
+            parts.append(c)
+        elif isinstance(c, list):
+            parts.append("".join(str(p.get("text", "")) for p in c if isinstance(p, dict)))
+    return "\n".join(parts)
+
+
+def _last_user(messages: Sequence[Any]) -> str:
+    for m in reversed(messages):
+        if isinstance(m, dict) and m.get("role") == "user" and isinstance(m.get("content"), str):
+            return str(m["content"])
+    return ""
+
+
+def _softplus(x: float) -> float:
+    return max(x, 0.0) + math.log1p(math.exp(-abs(x)))
+
+
+def _fmt(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:.3f}"
