@@ -64,6 +64,8 @@ _LAZY: dict[str, str] = {
     "Decomposer": "rerank_rag.decompose",
     "DecomposeRetrieveRerank": "rerank_rag.decompose",
     "RetrievalError": "rerank_rag.decompose",
+    # local model server (extra: local)
+    "LocalLLMServer": "rerank_rag.local._server",
     # first stage
     "BM25Retriever": "rerank_rag.retrievers",
     "as_retriever": "rerank_rag.retrievers",
@@ -112,6 +114,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .llm._cache import CachedLLM, MemoryCache, SQLiteCache
     from .llm._openai import OpenAICompatibleLLM
     from .llm._retry import RetryPolicy
+    from .local._server import LocalLLMServer
     from .retrievers import BM25Retriever, as_retriever
     from .pointwise import (
         BiEncoderScorer,
