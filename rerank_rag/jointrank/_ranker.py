@@ -7,6 +7,7 @@ import inspect
 import logging
 import math
 import random
+from collections.abc import Generator
 from typing import Any
 
 from .._errors import LLMError, ParseError, RankingFailedError
@@ -260,37 +261,59 @@ class JointRanker(PlanRanker):
             raise ValueError(f"aggregator returned {len(scores)} scores for {n} candidates")
         return order_from_scores(scores)
 
-    # ------------------------------------------------------------------ LLM plan
+    # ------------------------------------------------------------------ retry schedule
 
-    def _plan(self, query: str, cands: list[Candidate], usage: Usage) -> Plan[Result]:
-        assert self.prompt is not None
-        n = len(cands)
-        texts = [c.text for c in cands]
+    def _block_rounds(
+        self, n: int, usage: Usage
+    ) -> Generator[tuple[list[int], dict[int, _Block]], dict[int, _BlockResult | str], Result]:
+        """The per-block retry schedule shared by the LLM and the scorer paths.
+
+        Yields the blocks still to rank and the order each is shown in; receives, per
+        block, its result or the reason it failed. A failed block is retried on its own,
+        reshuffled, at most ``max_block_retries`` times; returns the final ranking.
+        """
         blocks = self.blocks(n)
-        shown = {b: blk for b, blk in enumerate(blocks)}
+        shown = dict(enumerate(blocks))
         results: dict[int, _BlockResult] = {}
-        failed: dict[int, str] = {}
         pending = list(range(len(blocks)))
         attempt = 0
-        while pending:
-            requests: list[LLMRequest] = [
-                self.prompt.build(query, [texts[i] for i in shown[b]]) for b in pending
-            ]
-            outcomes = yield requests
-            failed = {}
-            for b, outcome in zip(pending, outcomes):
-                res = self._read_llm(outcome, shown[b], usage)
-                if isinstance(res, str):
-                    failed[b] = res
-                else:
-                    results[b] = res
+        while True:
+            failed = self._absorb((yield pending, shown), results)
             if not failed or attempt >= self.max_block_retries:
-                break
+                return self._finish(n, blocks, results, failed, usage)
             attempt += 1
             pending = sorted(failed)
             for b in pending:
                 shown[b] = self._reshuffled(blocks[b], b, attempt)
-        return self._finish(n, blocks, results, failed, usage)
+
+    def _absorb(
+        self, round_out: dict[int, _BlockResult | str], results: dict[int, _BlockResult]
+    ) -> dict[int, str]:
+        failed: dict[int, str] = {}
+        for b, res in round_out.items():
+            if isinstance(res, str):
+                failed[b] = res
+            else:
+                results[b] = res
+        return failed
+
+    # ------------------------------------------------------------------ LLM plan
+
+    def _plan(self, query: str, cands: list[Candidate], usage: Usage) -> Plan[Result]:
+        assert self.prompt is not None
+        texts = [c.text for c in cands]
+        rounds = self._block_rounds(len(cands), usage)
+        pending, shown = next(rounds)
+        while True:
+            requests: list[LLMRequest] = [
+                self.prompt.build(query, [texts[i] for i in shown[b]]) for b in pending
+            ]
+            outcomes = (yield requests) if requests else []
+            out = {b: self._read_llm(o, shown[b], usage) for b, o in zip(pending, outcomes)}
+            try:
+                pending, shown = rounds.send(out)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
 
     # ------------------------------------------------------------------ scorer path
 
@@ -327,52 +350,27 @@ class JointRanker(PlanRanker):
         done = await asyncio.gather(*(one(b) for b in pending))
         return dict(zip(pending, done))
 
-    def _scorer_rounds(self, n: int) -> tuple[list[_Block], dict[int, _Block]]:
-        blocks = self.blocks(n)
-        return blocks, {b: blk for b, blk in enumerate(blocks)}
-
-    def _absorb(
-        self, round_out: dict[int, _BlockResult | str], results: dict[int, _BlockResult]
-    ) -> dict[int, str]:
-        failed: dict[int, str] = {}
-        for b, res in round_out.items():
-            if isinstance(res, str):
-                failed[b] = res
-            else:
-                results[b] = res
-        return failed
-
     def _rank_sync(self, query: str, cands: list[Candidate], usage: Usage) -> Result:
         if self.scorer is None:
             return super()._rank_sync(query, cands, usage)
-        n, texts = len(cands), [c.text for c in cands]
-        blocks, shown = self._scorer_rounds(n)
-        results: dict[int, _BlockResult] = {}
-        pending, attempt = list(range(len(blocks))), 0
+        texts = [c.text for c in cands]
+        rounds = self._block_rounds(len(cands), usage)
+        pending, shown = next(rounds)
         while True:
-            failed = self._absorb(self._score_round_sync(query, texts, shown, pending), results)
-            if not failed or attempt >= self.max_block_retries:
-                break
-            attempt += 1
-            pending = sorted(failed)
-            for b in pending:
-                shown[b] = self._reshuffled(blocks[b], b, attempt)
-        return self._finish(n, blocks, results, failed, usage)
+            try:
+                pending, shown = rounds.send(self._score_round_sync(query, texts, shown, pending))
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
 
     async def _rank_async(self, query: str, cands: list[Candidate], usage: Usage) -> Result:
         if self.scorer is None:
             return await super()._rank_async(query, cands, usage)
-        n, texts = len(cands), [c.text for c in cands]
-        blocks, shown = self._scorer_rounds(n)
-        results: dict[int, _BlockResult] = {}
-        pending, attempt = list(range(len(blocks))), 0
+        texts = [c.text for c in cands]
+        rounds = self._block_rounds(len(cands), usage)
+        pending, shown = next(rounds)
         while True:
             out = await self._score_round_async(query, texts, shown, pending)
-            failed = self._absorb(out, results)
-            if not failed or attempt >= self.max_block_retries:
-                break
-            attempt += 1
-            pending = sorted(failed)
-            for b in pending:
-                shown[b] = self._reshuffled(blocks[b], b, attempt)
-        return self._finish(n, blocks, results, failed, usage)
+            try:
+                pending, shown = rounds.send(out)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
