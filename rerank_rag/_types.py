@@ -162,15 +162,32 @@ class Ranking:
         scores: one score per entry of ``order``, non-increasing. What a score means
             is documented by each ranker.
         usage: what the ranking cost.
+        relevance: ``None``, or one calibrated relevance value in ``[0, 1]`` per entry
+            of ``order``, non-increasing (monotone with the order). Where a ranker
+            judges relevance (the relevant-only prompt, LLM yes/no, a scorer with a
+            calibrated threshold) a value ``>= 0.5`` means "judged relevant"; each
+            ranker documents its mapping. Rank-only rankers map positions. This is
+            what HTTP clients threshold on and what dynamic cut-off keeps.
     """
 
     order: tuple[int, ...]
     scores: tuple[float, ...]
     usage: Usage = field(default_factory=Usage)
+    relevance: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         if len(self.order) != len(self.scores):
             raise ValueError("order and scores must have the same length")
+        if self.relevance is not None:
+            if len(self.relevance) != len(self.order):
+                raise ValueError("relevance must have one value per entry of order")
+            prev = 1.0
+            for v in self.relevance:
+                if not (0.0 <= v <= 1.0):
+                    raise ValueError(f"relevance values must lie in [0, 1], got {v!r}")
+                if v > prev + 1e-12:
+                    raise ValueError("relevance must be non-increasing along the order")
+                prev = v
 
     def __len__(self) -> int:
         return len(self.order)
