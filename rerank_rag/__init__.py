@@ -16,6 +16,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._errors import (
+    LLMConfigurationError,
     LLMConnectionError,
     LLMError,
     LLMRateLimitError,
@@ -85,6 +86,7 @@ __all__ = [
     "WindowParse",
     "WindowPrompt",
     "as_candidates",
+    "LLMConfigurationError",
     "LLMConnectionError",
     "LLMError",
     "LLMRateLimitError",

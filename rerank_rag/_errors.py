@@ -10,6 +10,7 @@ __all__ = [
     "LLMConnectionError",
     "LLMServerError",
     "LLMResponseError",
+    "LLMConfigurationError",
     "ParseError",
     "RankingFailedError",
     "MissingDependencyError",
@@ -21,7 +22,15 @@ class RerankRagError(Exception):
 
 
 class LLMError(RerankRagError):
-    """An LLM call failed (after the backend's bounded retries)."""
+    """An LLM call failed (after the backend's bounded retries).
+
+    ``transient`` tells rankers whether a documented fallback is allowed: transient
+    failures (rate limits, timeouts, 5xx, resets, garbled answers) may degrade; a
+    non-transient one (:class:`LLMConfigurationError`: wrong key, unknown model) can
+    never succeed on retry and is raised, never fallen back from.
+    """
+
+    transient: bool = True
 
     def __init__(self, message: str, *, attempts: int = 1, status: int | None = None) -> None:
         super().__init__(message)
@@ -47,6 +56,14 @@ class LLMServerError(LLMError):
 
 class LLMResponseError(LLMError):
     """The backend answered, but not with a usable completion (bad JSON, no choices, 4xx)."""
+
+
+class LLMConfigurationError(LLMResponseError):
+    """A call that cannot succeed as configured: HTTP 401/403 (wrong or missing key),
+    404 (wrong URL or unknown model), an unknown-model error. Never retried, never a
+    reason to fall back: rankers raise it."""
+
+    transient = False
 
 
 class ParseError(RerankRagError):
