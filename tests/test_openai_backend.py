@@ -337,6 +337,56 @@ def test_async_concurrency_limit_holds_in_each_event_loop():
     assert llm.max_concurrency == 3
 
 
+def test_one_limit_across_sync_threads_and_several_event_loops_at_once():
+    """max_concurrency is one limit per instance: 2 sync threads and 3 threads each
+    running its own event loop, all at once, never have more than 2 requests in flight
+    (measured by the server)."""
+    with ChatServer(lambda b: Reply(text="ok", delay=0.03)) as srv:
+        llm = _llm(srv, max_concurrency=2)
+        start = threading.Barrier(5)
+
+        def sync_worker(t):
+            start.wait()
+            return [llm.complete(f"s{t}-{i}").text for i in range(4)]
+
+        def loop_worker(t):
+            async def burst():
+                outs = await asyncio.gather(*(llm.acomplete(f"a{t}-{i}") for i in range(6)))
+                return [o.text for o in outs]
+
+            start.wait()
+            return asyncio.run(burst())
+
+        with ThreadPoolExecutor(5) as pool:
+            futs = [pool.submit(sync_worker, t) for t in range(2)]
+            futs += [pool.submit(loop_worker, t) for t in range(3)]
+            outs = [text for f in futs for text in f.result(timeout=30)]
+        llm.close()
+        srv.wait_idle()
+        assert outs == ["ok"] * (2 * 4 + 3 * 6)
+        assert len(srv.requests) == 26  # no retries: nothing failed
+        assert srv.peak_concurrency == 2  # reached, never exceeded
+    assert llm._limit.in_use == 0  # every slot given back
+
+
+def test_cancelled_async_waiters_give_their_slots_back():
+    with ChatServer(lambda b: Reply(text="ok", delay=0.05)) as srv:
+        llm = _llm(srv, max_concurrency=1)
+
+        async def main():
+            tasks = [asyncio.ensure_future(llm.acomplete(f"q{i}")) for i in range(4)]
+            await asyncio.sleep(0.01)
+            for t in tasks[1:]:
+                t.cancel()  # cancelled while queued for the single slot
+            await asyncio.gather(*tasks, return_exceptions=True)
+            out = await llm.acomplete("after")  # the slot is free again
+            await llm.aclose()
+            return out
+
+        assert asyncio.run(asyncio.wait_for(main(), 10)).text == "ok"
+    assert llm._limit.in_use == 0
+
+
 # -- configuration and secrets --------------------------------------------------------
 
 

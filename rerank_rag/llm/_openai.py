@@ -13,9 +13,10 @@ Design points:
   ``attempts``. Other 4xx answers raise :class:`~rerank_rag.LLMResponseError` at once;
   a malformed 200 body (invalid JSON, no ``choices``) is retried once, then raises
   :class:`~rerank_rag.LLMResponseError`.
-* **One concurrency limit per instance**, shared by every ranker using it: a
-  ``threading.BoundedSemaphore`` on the sync path and an ``asyncio.Semaphore`` per event
-  loop on the async path. Retry waits happen inside the slot (back-pressure on 429s).
+* **One concurrency limit per instance**, shared by every ranker, thread and event loop
+  using it (:class:`~rerank_rag.llm._retry.ConcurrencyLimit`: sync calls, async calls and
+  calls from several loops all draw on the same ``max_concurrency`` slots). Retry waits
+  happen inside the slot (back-pressure on 429s).
 * **No global state.** Each instance owns its clients: one sync ``OpenAI`` client and
   one ``AsyncOpenAI`` client per event loop (an async HTTP pool belongs to the loop that
   opened it), all created lazily.
@@ -498,7 +499,7 @@ class OpenAICompatibleLLM:
         return completion
 
     async def acomplete(self, messages: Sequence[Message] | str, **params: Any) -> Completion:
-        """Async twin of :meth:`complete` (per-event-loop client and concurrency limit)."""
+        """Async twin of :meth:`complete` (per-event-loop client, the instance's one limit)."""
         msgs = normalize_messages(messages)
         kw = self._request(msgs, params)
         key = None
