@@ -116,6 +116,11 @@ class Usage:
         failed_calls: LLM requests that ended in an error after the backend's retries.
         parse_repairs: responses that needed repair (missing ids appended, duplicates
             or out-of-range ids dropped).
+        resends: requests a ranker sent again because the answer was unusable (JointRank
+            block retries; they are also counted in ``llm_calls``). Errors the backend
+            already retried (429, 5xx, timeouts) are never re-sent by a ranker.
+
+    Requests that reached the backend in all: ``llm_calls + retries``.
     """
 
     llm_calls: int = 0
@@ -128,6 +133,7 @@ class Usage:
     fallbacks: int = 0
     failed_calls: int = 0
     parse_repairs: int = 0
+    resends: int = 0
 
     @property
     def total_tokens(self) -> int:

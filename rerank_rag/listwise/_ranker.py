@@ -10,21 +10,25 @@ everything that could beat them; ``passes > 1`` repeats the whole sweep.
 
 Single mode: one call over all candidates (no window; mind the model's context).
 
-Failures degrade, never crash (unless ``strict=True``): a failed call
-(:class:`~rerank_rag.LLMError`) or an answer with no usable id keeps that window's
-previous order (``usage.fallbacks``); a partial or repaired answer is completed with the
-missing candidates in their previous order (``usage.parse_repairs``).
+Error policy (see docs/reliability.md): a transient failure (a call that still failed
+after the backend's retries, or an answer with no usable id) keeps that window's previous
+order (``usage.fallbacks``; one WARNING per ranking); a partial or repaired answer is
+completed with the missing candidates in their previous order (``usage.parse_repairs``).
+A non-transient error (:class:`~rerank_rag.LLMConfigurationError`: wrong key, wrong URL,
+unknown model) is raised, never fallen back from. ``strict=True`` raises on transient
+failures too.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 from .._errors import LLMError, ParseError, RankingFailedError
 from .._plan import Plan
 from .._protocols import WindowParse, WindowPrompt
-from .._ranker import PlanRanker
+from .._ranker import PlanRanker, raise_if_permanent, warn_degraded
 from .._types import Candidate, Usage
 from ..llm._adapt import as_backend
 from ..llm._base import Completion
@@ -33,6 +37,8 @@ from ._prompts import get_prompt
 __all__ = ["ListwiseRanker", "window_spans"]
 
 _MODES = ("sliding", "single")
+
+log = logging.getLogger("rerank_rag.listwise")
 
 
 def _check_int(name: str, value: Any, minimum: int) -> int:
@@ -170,27 +176,42 @@ class ListwiseRanker(PlanRanker):
             return [(0, n)] if n >= 2 else []
         return [(a, b) for a, b in window_spans(n, self.window_size, self.step) if b - a >= 2]
 
-    def _read(self, outcome: Completion | LLMError, m: int, usage: Usage) -> list[int]:
-        """The new order of a window of ``m`` positions (previous order on failure)."""
+    def _read(
+        self,
+        outcome: Completion | LLMError,
+        m: int,
+        usage: Usage,
+        failures: list[str] | None = None,
+    ) -> list[int]:
+        """The new order of a window of ``m`` positions (previous order on failure).
+
+        A non-transient error is raised; a transient failure keeps the previous order,
+        counts in ``usage.fallbacks`` and adds its reason to ``failures``.
+        """
         identity = list(range(m))
+        notes = failures if failures is not None else []
         if isinstance(outcome, LLMError):
+            raise_if_permanent(outcome)
             if self.strict:
                 raise RankingFailedError(
                     f"LLM call failed for a window of {m}: {outcome}"
                 ) from outcome
             usage.fallbacks += 1
+            notes.append(f"LLM call failed: {outcome}")
             return identity
         try:
             parsed = self.prompt.parse(outcome, m, strict=self.strict)
-        except ParseError:
+        except ParseError as exc:
             if self.strict:
                 raise
             usage.fallbacks += 1
+            notes.append(f"unparsable answer: {exc}")
             return identity
         except Exception as exc:  # noqa: BLE001 - a custom prompt's bug must not lose docs
             if self.strict:
                 raise ParseError(f"prompt parse failed: {type(exc).__name__}: {exc}") from exc
             usage.fallbacks += 1
+            notes.append(f"prompt parse failed: {type(exc).__name__}: {exc}")
             return identity
         if not isinstance(parsed, WindowParse):
             raise TypeError(f"prompt.parse must return a WindowParse, got {type(parsed).__name__}")
@@ -205,6 +226,7 @@ class ListwiseRanker(PlanRanker):
             if self.strict:
                 raise ParseError(f"the LLM answer for a window of {m} had no usable id")
             usage.fallbacks += 1
+            notes.append(f"the answer names no valid id: {outcome.text[:80]!r}")
             return identity
         if repaired:
             usage.parse_repairs += 1
@@ -217,12 +239,17 @@ class ListwiseRanker(PlanRanker):
         texts = [c.text for c in cands]
         order = list(range(n))  # order[r] = input index at rank r
         spans = self.spans(n)
+        failures: list[str] = []
         for _ in range(self.passes):
             for start, end in spans:
                 window = order[start:end]
                 request = self.prompt.build(query, [texts[i] for i in window])
                 (outcome,) = yield [request]
-                new = self._read(outcome, len(window), usage)
+                new = self._read(outcome, len(window), usage, failures)
                 order[start:end] = [window[j] for j in new]
+        warn_degraded(
+            log, "ListwiseRanker", failures, len(spans) * self.passes, "windows",
+            "their previous order",
+        )
         scores = [1.0 - r / n for r in range(n)]
         return order, scores

@@ -10,9 +10,12 @@ Design points:
   follow a :class:`~rerank_rag.llm.RetryPolicy` (429, 5xx, timeouts, connection errors;
   ``Retry-After`` / ``retry-after-ms`` honoured, capped by ``max_delay``). After the last
   attempt the matching :class:`~rerank_rag.LLMError` subclass is raised with
-  ``attempts``. Other 4xx answers raise :class:`~rerank_rag.LLMResponseError` at once;
-  a malformed 200 body (invalid JSON, no ``choices``) is retried once, then raises
-  :class:`~rerank_rag.LLMResponseError`.
+  ``attempts``. HTTP 401/403/404 and unknown-model errors raise
+  :class:`~rerank_rag.LLMConfigurationError` (``transient=False``: rankers raise it, never
+  fall back) at once; other 4xx answers raise :class:`~rerank_rag.LLMResponseError` at
+  once; a malformed 200 body (invalid JSON, no ``choices``) is retried once, then raises
+  :class:`~rerank_rag.LLMResponseError`. A 200 whose body is ``{"error": ...}`` raises
+  with the server's message (its status, if any, is treated like an HTTP status).
 * **One concurrency limit per instance**, shared by every ranker, thread and event loop
   using it (:class:`~rerank_rag.llm._retry.ConcurrencyLimit`: sync calls, async calls and
   calls from several loops all draw on the same ``max_concurrency`` slots). Retry waits
@@ -37,6 +40,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Self
 
 from .._errors import (
+    LLMConfigurationError,
     LLMConnectionError,
     LLMError,
     LLMRateLimitError,
@@ -75,6 +79,46 @@ _OWN_PARAMS = frozenset(
         "callbacks",
     }
 )
+
+
+#: HTTP statuses that no retry or fallback can fix: wrong or missing key, no access,
+#: wrong URL or unknown model.
+_CONFIG_STATUSES = frozenset({401, 403, 404})
+#: Error codes (OpenAI-style ``error.code``) that say the same on any status.
+_CONFIG_CODES = frozenset(
+    {"model_not_found", "invalid_api_key", "invalid_model", "unknown_model", "deployment_not_found"}
+)
+# An unknown model reported with a 400/422 (LiteLLM proxies, some gateways); bounded gap,
+# so the search stays linear.
+_UNKNOWN_MODEL_RE = re.compile(
+    r"\b(?:unknown|invalid) model\b|\bmodel\b.{0,120}?\b(?:does not exist|not found)\b",
+    re.I | re.S,
+)
+
+
+def _is_configuration_error(
+    status: int | None, code: Any, param: Any, message: str
+) -> bool:
+    """Whether a rejection can never succeed as configured (see :class:`LLMConfigurationError`)."""
+    if status in _CONFIG_STATUSES:
+        return True
+    if isinstance(code, str) and code.strip().lower() in _CONFIG_CODES:
+        return True
+    if status in (400, 422, None) and (param == "model" or _UNKNOWN_MODEL_RE.search(message)):
+        return True
+    return False
+
+
+def _status_of(value: Any) -> int | None:
+    """An HTTP status from an error body's ``code``/``status`` (int or digit string)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if 100 <= value <= 599 else None
+    if isinstance(value, str) and value.strip().isdigit():
+        v = int(value.strip())
+        return v if 100 <= v <= 599 else None
+    return None
 
 
 class _Secret:
@@ -372,6 +416,14 @@ class OpenAICompatibleLLM:
                 )
             elif status == 408:
                 err = LLMTimeoutError(f"{where} answered HTTP 408 (request timeout)", status=status)
+            elif _is_configuration_error(
+                status, getattr(exc, "code", None), getattr(exc, "param", None), msg
+            ):
+                err = LLMConfigurationError(
+                    f"{where} rejected the request (HTTP {status}): {msg} "
+                    "(check the API key, base_url and model name)",
+                    status=status,
+                )
             else:
                 err = LLMResponseError(
                     f"{where} rejected the request (HTTP {status}): {msg}", status=status
@@ -402,6 +454,8 @@ class OpenAICompatibleLLM:
             ) from None
         choices = data.get("choices") if isinstance(data, dict) else None
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            if isinstance(data, dict) and data.get("error") is not None:
+                raise self._body_error(data["error"], where)
             raise mark_malformed(LLMResponseError(f"malformed response from {where}: no choices"))
         choice = choices[0]
         message = choice.get("message") or {}
@@ -423,6 +477,38 @@ class OpenAICompatibleLLM:
             top_logprobs=_first_token_logprobs(choice.get("logprobs")),
             model=data.get("model") if isinstance(data.get("model"), str) else self.model,
         )
+
+    def _body_error(self, error: Any, where: str) -> LLMError:
+        """The error of an HTTP 200 whose body is ``{"error": ...}`` (server's message kept).
+
+        A status in the body (``code``/``status``) is honoured like an HTTP status:
+        401/403/404 or an unknown model raise :class:`LLMConfigurationError`, 429 and 5xx
+        are retried like their HTTP twins; anything else is a malformed answer (retried
+        once).
+        """
+        if isinstance(error, dict):
+            message = error.get("message") or error.get("error") or json.dumps(error)[:500]
+            code, param = error.get("code"), error.get("param")
+            status = _status_of(error.get("status")) or _status_of(code)
+        else:
+            message, code, param, status = str(error), None, None, None
+        message = str(message)
+        if len(message) > 500:
+            message = message[:500] + "..."
+        message, _ = self._redact(message)
+        text = f"{where} answered HTTP 200 with an error"
+        if status is not None:
+            text += f" (status {status})"
+        text += f": {message}"
+        if status == 429:
+            return LLMRateLimitError(text, status=status)
+        if status is not None and status >= 500:
+            return LLMServerError(text, status=status)
+        if _is_configuration_error(status, code, param, message):
+            return LLMConfigurationError(
+                text + " (check the API key, base_url and model name)", status=status
+            )
+        return mark_malformed(LLMResponseError(text, status=status))
 
     def _finish(
         self, completion: Completion, messages: tuple[Message, ...], retries: int
@@ -475,7 +561,9 @@ class OpenAICompatibleLLM:
         Raises:
             LLMRateLimitError / LLMServerError / LLMTimeoutError / LLMConnectionError:
                 still failing after the retries (``err.attempts`` says how many).
-            LLMResponseError: a 4xx other than 429/408, or a malformed body.
+            LLMConfigurationError: HTTP 401/403/404 or an unknown model (also when a
+                200 body carries such an error): never retried.
+            LLMResponseError: another 4xx than 429/408, or a malformed body.
         """
         msgs = normalize_messages(messages)
         kw = self._request(msgs, params)

@@ -8,6 +8,7 @@ Qwen2.5-Coder-1.5B reached P@R 1.00 this way where its listwise output did not).
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections.abc import Mapping
@@ -15,12 +16,14 @@ from typing import Any
 
 from .._errors import LLMError, ParseError, RankingFailedError
 from .._plan import Outcome, Plan
-from .._ranker import PlanRanker, Result
+from .._ranker import PlanRanker, Result, raise_if_permanent, warn_degraded
 from .._text import truncate_tokens
 from .._types import Candidate, Usage
 from ..llm._base import Completion, LLMRequest
 
 __all__ = ["LLMPointwiseRanker", "yes_no_score"]
+
+log = logging.getLogger("rerank_rag.pointwise")
 
 SYSTEM_PROMPT = (
     "You judge whether a passage is useful for answering a search query. "
@@ -93,10 +96,13 @@ class LLMPointwiseRanker(PlanRanker):
       them): the text, ``+1.0`` for an answer starting with "yes", ``-1.0`` for "no",
       ``0.0`` otherwise (counted in ``usage.parse_repairs``; ``strict=True`` raises
       :class:`~rerank_rag.ParseError` instead);
-    * a failed call: ``min(other scores) - 1`` (the lowest score; failed passages keep
-      their input order), counted in ``usage.fallbacks`` (the call also counts in
-      ``usage.failed_calls``); ``strict=True`` raises
-      :class:`~rerank_rag.RankingFailedError` instead.
+    * a call that failed transiently (after the backend's retries): ``min(other
+      scores) - 1`` (the lowest score; failed passages keep their input order), counted
+      in ``usage.fallbacks`` (the call also counts in ``usage.failed_calls``) and logged
+      once per ranking at WARNING; ``strict=True`` raises
+      :class:`~rerank_rag.RankingFailedError` instead;
+    * a non-transient error (:class:`~rerank_rag.LLMConfigurationError`: wrong key,
+      wrong URL, unknown model) is raised, never fallen back from.
 
     Log-odds and the ±1 text scores are on different scales: mixing them only happens
     when a backend returns log-probabilities for some calls and not others.
@@ -154,13 +160,18 @@ class LLMPointwiseRanker(PlanRanker):
             top_logprobs=self.top_logprobs,
         )
 
-    def _score_outcome(self, i: int, outcome: Outcome, usage: Usage) -> float | None:
+    def _score_outcome(
+        self, i: int, outcome: Outcome, usage: Usage, failures: list[str] | None = None
+    ) -> float | None:
         if isinstance(outcome, LLMError):
+            raise_if_permanent(outcome)
             if self.strict:
                 raise RankingFailedError(
                     f"LLM call for passage {i} failed: {outcome}"
                 ) from outcome
             usage.fallbacks += 1
+            if failures is not None:
+                failures.append(f"LLM call for passage {i} failed: {outcome}")
             return None
         assert isinstance(outcome, Completion)
         if outcome.top_logprobs:
@@ -180,9 +191,13 @@ class LLMPointwiseRanker(PlanRanker):
     def _plan(self, query: str, cands: list[Candidate], usage: Usage) -> Plan[Result]:
         requests = [self.build_request(query, c.text) for c in cands]
         outcomes = yield requests
+        failures: list[str] = []
         raw: list[float | None] = [
-            self._score_outcome(i, o, usage) for i, o in enumerate(outcomes)
+            self._score_outcome(i, o, usage, failures) for i, o in enumerate(outcomes)
         ]
+        warn_degraded(
+            log, "LLMPointwiseRanker", failures, len(cands), "passages", "the lowest score"
+        )
         ok = [s for s in raw if s is not None]
         low = (min(ok) - 1.0) if ok else 0.0
         scores = [low if s is None else s for s in raw]
