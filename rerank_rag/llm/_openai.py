@@ -218,6 +218,11 @@ class OpenAICompatibleLLM:
                 "cache must have get(key) and set(key, value) methods (e.g. MemoryCache())"
             )
         self.cache = cache
+        self._cache_guard: Any = None
+        if cache is not None:
+            from ._cache import GuardedCache
+
+            self._cache_guard = GuardedCache(cache, f"OpenAICompatibleLLM({model!r})")
         self.default_params: dict[str, Any] = dict(default_params or {})
         self.default_headers: dict[str, str] = dict(default_headers or {})
         self._lock = threading.Lock()
@@ -550,10 +555,18 @@ class OpenAICompatibleLLM:
             raise err from err.__cause__
         return self._parse(body)
 
-    def _cache_key(self, messages: tuple[Message, ...], params: Mapping[str, Any]) -> str:
-        from ._cache import cache_key
+    def _cache_lookup(
+        self, messages: tuple[Message, ...], params: Mapping[str, Any]
+    ) -> tuple[str | None, Completion | None]:
+        guard = self._cache_guard
+        if guard is None:
+            return None, None
+        key = guard.key(self.cache_identity(), messages, params)
+        return key, guard.get(key)
 
-        return cache_key(self.cache_identity(), messages, params)
+    def _cache_store(self, key: str | None, completion: Completion) -> None:
+        if key is not None and self._cache_guard is not None:
+            self._cache_guard.put(key, completion)
 
     def complete(self, messages: Sequence[Message] | str, **params: Any) -> Completion:
         """One chat completion (blocking), retried per the policy.
@@ -567,46 +580,30 @@ class OpenAICompatibleLLM:
         """
         msgs = normalize_messages(messages)
         kw = self._request(msgs, params)
-        key = None
-        if self.cache is not None:
-            from ._cache import lookup
-
-            key = self._cache_key(msgs, params)
-            hit = lookup(self.cache, key)
-            if hit is not None:
-                return hit
+        key, hit = self._cache_lookup(msgs, params)
+        if hit is not None:
+            return hit
         with self._limit:
             result, retries = call_with_retries(
                 lambda: self._attempt_sync(kw), self.retry_policy, on_retry=self._on_retry
             )
         completion = self._finish(result, msgs, retries)
-        if key is not None:
-            from ._cache import store
-
-            store(self.cache, key, completion)
+        self._cache_store(key, completion)
         return completion
 
     async def acomplete(self, messages: Sequence[Message] | str, **params: Any) -> Completion:
         """Async twin of :meth:`complete` (per-event-loop client, the instance's one limit)."""
         msgs = normalize_messages(messages)
         kw = self._request(msgs, params)
-        key = None
-        if self.cache is not None:
-            from ._cache import lookup
-
-            key = self._cache_key(msgs, params)
-            hit = lookup(self.cache, key)
-            if hit is not None:
-                return hit
+        key, hit = self._cache_lookup(msgs, params)
+        if hit is not None:
+            return hit
         async with self._limit:
             result, retries = await acall_with_retries(
                 lambda: self._attempt_async(kw), self.retry_policy, on_retry=self._on_retry
             )
         completion = self._finish(result, msgs, retries)
-        if key is not None:
-            from ._cache import store
-
-            store(self.cache, key, completion)
+        self._cache_store(key, completion)
         return completion
 
 
