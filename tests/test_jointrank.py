@@ -346,7 +346,10 @@ def test_trivial_inputs_need_no_call(n):
 def test_two_candidates_and_fewer_than_block_size():
     llm = perfect_llm([0, 1])
     res = JointRanker(llm).rank("q", docs(2))
-    assert res.order == (1, 0) and len(llm.calls) == 4  # r shuffled copies of the block
+    # two candidates have two orders: the 4 replicas collapse to 2 distinct prompts
+    assert res.order == (1, 0) and len(llm.calls) == 2
+    prompts = [m[0]["content"] for m, _ in llm.calls]
+    assert len(set(prompts)) == 2
     rel = shuffled_relevance(7, 8)
     res = JointRanker(perfect_llm(rel), block_size=20, replicas=2).rank("q", docs(7))
     assert [rel[i] for i in res.order] == sorted(rel, reverse=True)
@@ -557,3 +560,24 @@ def test_failure_messages_say_llm_call_failed_once(caplog):
     with pytest.raises(RankingFailedError) as info:
         ListwiseRanker(llm, strict=True).rank("q", docs(3))
     assert str(info.value).count("LLM call failed") == 1
+
+
+@pytest.mark.parametrize("n", [3, 4, 5, 8, 20])
+def test_replicas_of_a_small_list_are_distinct_shuffles(n):
+    # n <= block_size: every replica holds all candidates; identical prompts would
+    # repeat the same question (and a response cache would answer it from the first)
+    for seed in range(20):
+        blocks = JointRanker(FakeLLM(), block_size=20, replicas=4, seed=seed).blocks(n)
+        assert len(blocks) == 4 and all(sorted(b) == list(range(n)) for b in blocks)
+        assert len({tuple(b) for b in blocks}) == 4, (n, seed, blocks)
+
+
+def test_id_style_and_query_budget_reach_the_block_prompt():
+    llm = FakeLLM(lambda m: "[B] > [A]")
+    ranker = JointRanker(llm, block_size=3, replicas=2, id_style="alpha", max_query_tokens=4)
+    ranker.rank("a very long question with many words in it", docs(6))
+    text = llm.calls[0][0][0]["content"]
+    assert "[A]" in text and "[1]" not in text
+    assert "with many words" not in text
+    with pytest.raises(ValueError, match="id_style"):
+        JointRanker(llm, id_style="roman")

@@ -14,7 +14,7 @@ from .._errors import LLMError, ParseError, RankingFailedError
 from .._plan import Plan
 from .._protocols import Scorer, WindowParse, WindowPrompt
 from .._ranker import PlanRanker, Result, raise_if_permanent
-from .._types import Candidate, Usage
+from .._types import Candidate, Usage, check_int
 from ..llm._base import Completion, LLMRequest
 from ._aggregators import Aggregator, get_aggregator, order_from_scores
 from ._comparisons import Comparisons
@@ -99,6 +99,10 @@ class JointRanker(PlanRanker):
             (:class:`~rerank_rag.LLMConfigurationError`) is always raised.
         max_passage_tokens: truncation budget per passage in the prompt.
         repair: add bridging blocks when the design's comparison graph is not connected.
+        id_style: ``"numeric"`` or ``"alpha"`` ids for a prompt given by name (as in
+            :class:`~rerank_rag.listwise.ListwiseRanker`; default: the prompt's own).
+        max_query_tokens: truncation budget of the query in a prompt given by name
+            (``None``: no truncation; default 256).
 
     Scores: ``Ranking.scores`` are the aggregator's scores (see
     :mod:`rerank_rag.jointrank._aggregators`): with PageRank, the stationary probability
@@ -124,18 +128,14 @@ class JointRanker(PlanRanker):
         strict: bool = False,
         max_passage_tokens: int | None = 300,
         repair: bool = True,
+        id_style: str | None = None,
+        max_query_tokens: int | None = 256,
     ) -> None:
-        for name, value, low in (("block_size", block_size, 2), ("replicas", replicas, 1)):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-            if value < low:
-                raise ValueError(f"{name} must be >= {low}, got {value}")
-        if isinstance(max_block_retries, bool) or not isinstance(max_block_retries, int):
-            raise TypeError("max_block_retries must be an int")
-        if max_block_retries < 0:
-            raise ValueError(f"max_block_retries must be >= 0, got {max_block_retries}")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise TypeError(f"seed must be an int or None, got {type(seed).__name__}")
+        block_size = check_int("block_size", block_size, 2)
+        replicas = check_int("replicas", replicas, 1)
+        max_block_retries = check_int("max_block_retries", max_block_retries, 0)
+        if seed is not None:
+            seed = check_int("seed", seed)
         self.block_size = block_size
         self.replicas = replicas
         self.design = get_design(design, replicas)
@@ -161,14 +161,27 @@ class JointRanker(PlanRanker):
             from ..llm._adapt import as_backend
 
             self.llm = as_backend(block_ranker)
-            self.prompt = self._resolve_prompt(prompt, max_passage_tokens)
+            self.prompt = self._resolve_prompt(
+                prompt, max_passage_tokens, id_style=id_style, max_query_tokens=max_query_tokens
+            )
+        self.id_style = id_style
+        self.max_query_tokens = max_query_tokens
 
     @staticmethod
-    def _resolve_prompt(prompt: str | WindowPrompt, max_passage_tokens: int | None) -> WindowPrompt:
+    def _resolve_prompt(
+        prompt: str | WindowPrompt,
+        max_passage_tokens: int | None,
+        *,
+        id_style: str | None = None,
+        max_query_tokens: int | None = 256,
+    ) -> WindowPrompt:
         if isinstance(prompt, str):
             from ..listwise import get_prompt
 
-            return get_prompt(prompt, max_passage_tokens=max_passage_tokens)
+            kw: dict[str, Any] = {"max_query_tokens": max_query_tokens}
+            if id_style is not None:
+                kw["id_style"] = id_style
+            return get_prompt(prompt, max_passage_tokens=max_passage_tokens, **kw)
         if callable(getattr(prompt, "build", None)) and callable(getattr(prompt, "parse", None)):
             return prompt
         raise TypeError(

@@ -18,7 +18,7 @@ from .._errors import LLMError, ParseError, RankingFailedError
 from .._plan import Outcome, Plan
 from .._ranker import PlanRanker, Result, raise_if_permanent, warn_degraded
 from .._text import truncate_tokens
-from .._types import Candidate, Usage
+from .._types import Candidate, Ranking, Usage, check_int
 from ..llm._base import Completion, LLMRequest
 
 __all__ = ["LLMPointwiseRanker", "yes_no_score"]
@@ -107,7 +107,9 @@ class LLMPointwiseRanker(PlanRanker):
     Log-odds and the ±1 text scores are on different scales: mixing them only happens
     when a backend returns log-probabilities for some calls and not others.
 
-    A single candidate is returned with score 1.0 without an LLM call.
+    A single candidate is scored too (one call), like every pointwise ranker: its score
+    keeps the log-odds scale, so it can be thresholded (an order-only ranker returns a
+    single candidate without a call).
 
     Args:
         llm: an LLM backend (anything :func:`rerank_rag.llm.as_backend` accepts).
@@ -116,6 +118,8 @@ class LLMPointwiseRanker(PlanRanker):
             documented estimate; whitespace is collapsed).
         strict: raise instead of falling back (see above).
         top_logprobs: how many first-token alternatives to request (1..20).
+        max_query_tokens: the query is cut to this many tokens in the prompt (``None``:
+            no truncation; default 256).
     """
 
     def __init__(
@@ -125,18 +129,18 @@ class LLMPointwiseRanker(PlanRanker):
         max_passage_tokens: int = 300,
         strict: bool = False,
         top_logprobs: int = 20,
+        max_query_tokens: int | None = 256,
     ) -> None:
         from ..llm._adapt import as_backend
 
-        if isinstance(max_passage_tokens, bool) or not isinstance(max_passage_tokens, int):
-            raise TypeError("max_passage_tokens must be an int")
-        if max_passage_tokens < 1:
-            raise ValueError(f"max_passage_tokens must be >= 1, got {max_passage_tokens}")
-        if isinstance(top_logprobs, bool) or not isinstance(top_logprobs, int):
-            raise TypeError("top_logprobs must be an int")
-        if not 1 <= top_logprobs <= 20:
+        max_passage_tokens = check_int("max_passage_tokens", max_passage_tokens, 1)
+        top_logprobs = check_int("top_logprobs", top_logprobs, 1)
+        if top_logprobs > 20:
             raise ValueError(f"top_logprobs must be in 1..20, got {top_logprobs}")
+        if max_query_tokens is not None:
+            max_query_tokens = check_int("max_query_tokens", max_query_tokens, 1)
         self.llm = as_backend(llm)
+        self.max_query_tokens = max_query_tokens
         self.max_passage_tokens = max_passage_tokens
         self.strict = bool(strict)
         self.top_logprobs = top_logprobs
@@ -147,13 +151,21 @@ class LLMPointwiseRanker(PlanRanker):
             f"strict={self.strict})"
         )
 
+    def _trivial(self, cands: list[Candidate], k: int) -> Ranking | None:  # type: ignore[override]
+        # only the empty list is trivial: a single candidate is scored, so its score
+        # stays a log-odds (callers may threshold it)
+        if not cands:
+            return Ranking(order=(), scores=(), usage=Usage())
+        return None
+
     def build_request(self, query: str, passage: str) -> LLMRequest:
         """The chat request sent for one passage."""
         text = truncate_tokens(passage, self.max_passage_tokens)
+        q = truncate_tokens(query, self.max_query_tokens)
         return LLMRequest.chat(
             [
                 {"role": "system", "content": SYSTEM_PROMPT},
-                {"role": "user", "content": USER_TEMPLATE.format(query=query, passage=text)},
+                {"role": "user", "content": USER_TEMPLATE.format(query=q, passage=text)},
             ],
             max_tokens=1,
             temperature=0,
