@@ -387,6 +387,18 @@ def test_cancelled_async_waiters_give_their_slots_back():
     assert llm._limit.in_use == 0
 
 
+def test_default_limit_sends_one_jointrank_round_at_once():
+    from rerank_rag.jointrank import JointRanker
+
+    with ChatServer(lambda b: Reply(text="[1]", delay=0.1)) as srv:
+        llm = OpenAICompatibleLLM("test-model", base_url=srv.base_url, api_key=SECRET)
+        ranking = JointRanker(llm).rank("q", [f"passage {i}" for i in range(100)])
+        llm.close()
+        srv.wait_idle()
+        assert ranking.usage.llm_calls == 20 and ranking.usage.depth == 1
+        assert srv.peak_concurrency == 20  # the whole round in flight together
+
+
 # -- configuration and secrets --------------------------------------------------------
 
 

@@ -158,7 +158,12 @@ class OpenAICompatibleLLM:
         timeout: seconds per HTTP attempt (connect + read), retried on expiry.
         max_retries: retries after the first attempt on 429/5xx/timeouts/connection
             errors (see ``retry_policy`` for the backoff details).
-        max_concurrency: calls allowed in flight at once through this instance.
+        max_concurrency: calls allowed in flight at once through this instance, in
+            total (all threads and event loops). The default, 20, lets one JointRank
+            round (100 candidates, ``block_size=20, replicas=4``: 20 blocks) go out at
+            once. On a rate-limited API tier lower it (e.g. 4-8): 429s are retried
+            inside the slot (honouring ``Retry-After``), but a burst costs retries and
+            time; for a single-slot local server use 1.
         cache: optional response cache (:class:`~rerank_rag.llm.MemoryCache`,
             :class:`~rerank_rag.llm.SQLiteCache`, ...). Hits make no request.
         default_params: extra request fields sent with every call (per-call params win),
@@ -184,7 +189,7 @@ class OpenAICompatibleLLM:
         seed: int | None = None,
         timeout: float = 60.0,
         max_retries: int = 4,
-        max_concurrency: int = 8,
+        max_concurrency: int = 20,
         cache: Any = None,
         default_params: Mapping[str, Any] | None = None,
         retry_policy: RetryPolicy | None = None,
