@@ -390,13 +390,22 @@ def test_cancelled_async_waiters_give_their_slots_back():
 def test_default_limit_sends_one_jointrank_round_at_once():
     from rerank_rag.jointrank import JointRanker
 
-    with ChatServer(lambda b: Reply(text="[1]", delay=0.1)) as srv:
-        llm = OpenAICompatibleLLM("test-model", base_url=srv.base_url, api_key=SECRET)
+    together = threading.Barrier(20, timeout=10)  # answers only once all 20 are in
+
+    def handler(body):
+        together.wait()
+        return "[1]"
+
+    with ChatServer(handler) as srv:
+        llm = OpenAICompatibleLLM(
+            "test-model", base_url=srv.base_url, api_key=SECRET, retry_policy=FAST, timeout=30
+        )
         ranking = JointRanker(llm).rank("q", [f"passage {i}" for i in range(100)])
         llm.close()
         srv.wait_idle()
+        assert srv.errors == []  # no barrier timed out: the 20 blocks were in flight together
         assert ranking.usage.llm_calls == 20 and ranking.usage.depth == 1
-        assert srv.peak_concurrency == 20  # the whole round in flight together
+        assert ranking.usage.failed_calls == 0 and srv.peak_concurrency == 20
 
 
 # -- configuration and secrets --------------------------------------------------------

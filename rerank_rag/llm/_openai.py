@@ -17,7 +17,7 @@ Design points:
   :class:`~rerank_rag.LLMResponseError`. A 200 whose body is ``{"error": ...}`` raises
   with the server's message (its status, if any, is treated like an HTTP status).
 * **One concurrency limit per instance**, shared by every ranker, thread and event loop
-  using it (:class:`~rerank_rag.llm._retry.ConcurrencyLimit`: sync calls, async calls and
+  using it (:class:`~rerank_rag.llm._limit.ConcurrencyLimit`: sync calls, async calls and
   calls from several loops all draw on the same ``max_concurrency`` slots). Retry waits
   happen inside the slot (back-pressure on 429s).
 * **No global state.** Each instance owns its clients: one sync ``OpenAI`` client and
@@ -40,16 +40,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Self
 
 from .._errors import (
-    LLMConfigurationError,
     LLMConnectionError,
     LLMError,
-    LLMRateLimitError,
     LLMResponseError,
-    LLMServerError,
     LLMTimeoutError,
     require,
 )
 from ._base import Completion, Message, normalize_messages
+from ._openai_errors import body_error, status_error
 from ._retry import (
     ConcurrencyLimit,
     RetryPolicy,
@@ -79,46 +77,6 @@ _OWN_PARAMS = frozenset(
         "callbacks",
     }
 )
-
-
-#: HTTP statuses that no retry or fallback can fix: wrong or missing key, no access,
-#: wrong URL or unknown model.
-_CONFIG_STATUSES = frozenset({401, 403, 404})
-#: Error codes (OpenAI-style ``error.code``) that say the same on any status.
-_CONFIG_CODES = frozenset(
-    {"model_not_found", "invalid_api_key", "invalid_model", "unknown_model", "deployment_not_found"}
-)
-# An unknown model reported with a 400/422 (LiteLLM proxies, some gateways); bounded gap,
-# so the search stays linear.
-_UNKNOWN_MODEL_RE = re.compile(
-    r"\b(?:unknown|invalid) model\b|\bmodel\b.{0,120}?\b(?:does not exist|not found)\b",
-    re.I | re.S,
-)
-
-
-def _is_configuration_error(
-    status: int | None, code: Any, param: Any, message: str
-) -> bool:
-    """Whether a rejection can never succeed as configured (see :class:`LLMConfigurationError`)."""
-    if status in _CONFIG_STATUSES:
-        return True
-    if isinstance(code, str) and code.strip().lower() in _CONFIG_CODES:
-        return True
-    if status in (400, 422, None) and (param == "model" or _UNKNOWN_MODEL_RE.search(message)):
-        return True
-    return False
-
-
-def _status_of(value: Any) -> int | None:
-    """An HTTP status from an error body's ``code``/``status`` (int or digit string)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value if 100 <= value <= 599 else None
-    if isinstance(value, str) and value.strip().isdigit():
-        v = int(value.strip())
-        return v if 100 <= v <= 599 else None
-    return None
 
 
 class _Secret:
@@ -418,26 +376,9 @@ class OpenAICompatibleLLM:
             msg = str(getattr(exc, "message", "") or exc)
             if len(msg) > 500:
                 msg = msg[:500] + "..."
-            if status == 429:
-                err = LLMRateLimitError(f"rate limited by {where} (HTTP 429): {msg}", status=status)
-            elif status >= 500:
-                err = LLMServerError(
-                    f"server error from {where} (HTTP {status}): {msg}", status=status
-                )
-            elif status == 408:
-                err = LLMTimeoutError(f"{where} answered HTTP 408 (request timeout)", status=status)
-            elif _is_configuration_error(
-                status, getattr(exc, "code", None), getattr(exc, "param", None), msg
-            ):
-                err = LLMConfigurationError(
-                    f"{where} rejected the request (HTTP {status}): {msg} "
-                    "(check the API key, base_url and model name)",
-                    status=status,
-                )
-            else:
-                err = LLMResponseError(
-                    f"{where} rejected the request (HTTP {status}): {msg}", status=status
-                )
+            err = status_error(
+                status, where, msg, code=getattr(exc, "code", None), param=getattr(exc, "param", None)
+            )
         elif isinstance(exc, o.APIResponseValidationError):
             err = mark_malformed(LLMResponseError(f"malformed response from {where}: {exc}"))
         else:
@@ -465,7 +406,7 @@ class OpenAICompatibleLLM:
         choices = data.get("choices") if isinstance(data, dict) else None
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
             if isinstance(data, dict) and data.get("error") is not None:
-                raise self._body_error(data["error"], where)
+                raise body_error(data["error"], where, lambda t: self._redact(t)[0])
             raise mark_malformed(LLMResponseError(f"malformed response from {where}: no choices"))
         choice = choices[0]
         message = choice.get("message") or {}
@@ -487,38 +428,6 @@ class OpenAICompatibleLLM:
             top_logprobs=_first_token_logprobs(choice.get("logprobs")),
             model=data.get("model") if isinstance(data.get("model"), str) else self.model,
         )
-
-    def _body_error(self, error: Any, where: str) -> LLMError:
-        """The error of an HTTP 200 whose body is ``{"error": ...}`` (server's message kept).
-
-        A status in the body (``code``/``status``) is honoured like an HTTP status:
-        401/403/404 or an unknown model raise :class:`LLMConfigurationError`, 429 and 5xx
-        are retried like their HTTP twins; anything else is a malformed answer (retried
-        once).
-        """
-        if isinstance(error, dict):
-            message = error.get("message") or error.get("error") or json.dumps(error)[:500]
-            code, param = error.get("code"), error.get("param")
-            status = _status_of(error.get("status")) or _status_of(code)
-        else:
-            message, code, param, status = str(error), None, None, None
-        message = str(message)
-        if len(message) > 500:
-            message = message[:500] + "..."
-        message, _ = self._redact(message)
-        text = f"{where} answered HTTP 200 with an error"
-        if status is not None:
-            text += f" (status {status})"
-        text += f": {message}"
-        if status == 429:
-            return LLMRateLimitError(text, status=status)
-        if status is not None and status >= 500:
-            return LLMServerError(text, status=status)
-        if _is_configuration_error(status, code, param, message):
-            return LLMConfigurationError(
-                text + " (check the API key, base_url and model name)", status=status
-            )
-        return mark_malformed(LLMResponseError(text, status=status))
 
     def _finish(
         self, completion: Completion, messages: tuple[Message, ...], retries: int
