@@ -32,7 +32,8 @@ S2 = "Who was the first president of the American Psychological Association?"
         f'```json\n{{"sub_questions": ["{S1}", "{S2}"]}}\n```',
         f'{{"questions": [{{"question": "{S1}"}}, {{"question": "{S2}"}}]}}',
         f"{S1}\n{S2}",
-        f"1. {S1}\n2. {S2}\n3. {S1.upper()}\n4. {Q}",  # repeats and the original dropped
+        # repeats (spacing, final "?") and the original question are dropped
+        f"1. {S1}\n2. {S2}\n3. {S1.rstrip('?').replace(' ', '  ')}\n4. {Q}",
         f"Sub-questions:\n1. {S1.rstrip('?')}\n2. {S2.rstrip('?')}",  # no question marks
     ],
 )
