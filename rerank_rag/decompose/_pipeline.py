@@ -38,7 +38,8 @@ from .._errors import RerankRagError
 from .._ranker import check_query
 from .._retrieval import Retriever, as_retriever
 from .._types import Candidate, Ranking, Usage, check_top_n
-from ._decomposer import Decomposition, as_decomposer, describe, is_permanent
+from ._decomposer import Decomposition, describe, is_permanent
+from ._function import as_decomposer
 from ._merge import MERGE_METHODS, PooledCandidate, id_conflicts, merge_results
 from ._result import PipelineResult, RetrievalUsage, StageFailure
 
@@ -330,7 +331,8 @@ class DecomposeRetrieveRerank:
         Raises:
             TypeError / ValueError: ``question`` is not a non-empty string.
             RetrievalError: every query failed, or one did with ``strict=True``.
-            A permanent error (``transient=False``) from any stage.
+            LLMConfigurationError: from any stage (any error with ``transient=False``
+                is raised as it is).
         """
         steps = self._steps(check_query(question))
         call = next(steps)
@@ -350,6 +352,7 @@ class DecomposeRetrieveRerank:
             workers = min(len(call.queries), self.max_workers or 16)
             with ThreadPoolExecutor(workers, thread_name_prefix="rerank-rag-retrieve") as pool:
                 return list(pool.map(self._retrieve_one, call.queries))
+        assert isinstance(call, _Rerank)
         try:
             ranked = self.ranker.rank(call.question, list(call.candidates), top_n=self.top_n)
             return _validate_ranking(ranked, len(call.candidates))
@@ -383,6 +386,7 @@ class DecomposeRetrieveRerank:
             return await self.decomposer.adecompose(call.question)
         if isinstance(call, _Retrieve):
             return list(await asyncio.gather(*map(self._aretrieve_one, call.queries)))
+        assert isinstance(call, _Rerank)
         cands = list(call.candidates)
         try:
             if callable(getattr(self.ranker, "arank", None)):
