@@ -361,3 +361,15 @@ def test_async_gate_in_sync_decompose_inside_a_running_loop():
         return Decomposer(llm, gate=agate).decompose(Q)
 
     assert asyncio.run(main()).sub_questions == (S1,)
+
+
+def test_a_failing_callable_gate_degrades_or_raises():
+    llm = FakeLLM(lambda m: f"- {S1}")
+
+    def gate(q):
+        raise ConnectionError("classifier down")
+
+    d = Decomposer(llm, gate=gate).decompose(Q)
+    assert d.sub_questions == (S1,) and d.usage.fallbacks == 1  # decomposed anyway
+    with pytest.raises(ConnectionError):
+        Decomposer(llm, gate=gate, strict=True).decompose(Q)

@@ -310,10 +310,17 @@ class Decomposer:
         usage.fallbacks += 1
         answer.notes.append(f"{note}: {describe(error)}")
 
-    def _plan(self, question: str, usage: Usage, gate_says: bool | None) -> Plan[_Answer]:
-        """Gate (optional), then one decomposition request; the answer is parsed once."""
+    def _plan(
+        self, question: str, usage: Usage, gate_says: bool | Exception | None
+    ) -> Plan[_Answer]:
+        """Gate (optional), then one decomposition request; the answer is parsed once.
+
+        ``gate_says`` is the callable gate's verdict (``None`` without one, or the
+        exception it raised)."""
         answer = _Answer()
-        if gate_says is False:
+        if isinstance(gate_says, Exception):
+            self._fail(answer, usage, gate_says, "gate failed, decomposing anyway")
+        elif gate_says is False:
             answer.skipped_by_gate = True
             return answer
         if self.gate == "llm":
@@ -377,10 +384,16 @@ class Decomposer:
         if cached is not None:
             return cached
         t0, usage = time.perf_counter(), Usage()
-        gate_says = self.gate(question) if callable(self.gate) else None
-        if inspect.isawaitable(gate_says):
-            gate_says = run_sync(gate_says)
-        plan = self._plan(question, usage, None if gate_says is None else bool(gate_says))
+        gate_says: Any = None
+        if callable(self.gate):
+            try:
+                gate_says = self.gate(question)
+                if inspect.isawaitable(gate_says):
+                    gate_says = run_sync(gate_says)
+                gate_says = bool(gate_says)
+            except Exception as exc:  # noqa: BLE001 - judged in _plan
+                gate_says = exc
+        plan = self._plan(question, usage, gate_says)
         return self._finish(question, key, run_plan(plan, self.llm, usage), usage, t0)
 
     async def adecompose(self, question: str) -> Decomposition:
@@ -391,10 +404,16 @@ class Decomposer:
         if cached is not None:
             return cached
         t0, usage = time.perf_counter(), Usage()
-        gate_says = self.gate(question) if callable(self.gate) else None
-        if inspect.isawaitable(gate_says):
-            gate_says = await gate_says
-        plan = self._plan(question, usage, None if gate_says is None else bool(gate_says))
+        gate_says: Any = None
+        if callable(self.gate):
+            try:
+                gate_says = self.gate(question)
+                if inspect.isawaitable(gate_says):
+                    gate_says = await gate_says
+                gate_says = bool(gate_says)
+            except Exception as exc:  # noqa: BLE001 - judged in _plan
+                gate_says = exc
+        plan = self._plan(question, usage, gate_says)
         return self._finish(question, key, await arun_plan(plan, self.llm, usage), usage, t0)
 
     __call__ = decompose

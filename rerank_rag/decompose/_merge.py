@@ -126,7 +126,9 @@ def passage_text_key(text: str) -> str:
 
     Nothing else is dropped: case, punctuation and symbols are part of the passage.
     """
-    return " ".join(unicodedata.normalize("NFC", text).split())
+    if not text.isascii():
+        text = unicodedata.normalize("NFC", text)
+    return " ".join(text.split())
 
 
 def candidate_key(candidate: Candidate) -> str:
@@ -158,7 +160,6 @@ class _Pool:
         self.entries: list[_Entry] = []
         self._by_id_text: dict[tuple[Hashable, str], _Entry] = {}
         self._by_text: dict[str, _Entry] = {}  # the first entry seen with this text
-        self._texts_of_id: dict[Hashable, set[str]] = {}
 
     def entry_for(self, cand: Candidate) -> _Entry:
         text = passage_text_key(cand.text)
@@ -172,7 +173,6 @@ class _Pool:
                     found = same_text  # the id-less entry adopts this id
                     found.ident, found.candidate = cand.id, cand
                     self._by_id_text[(cand.id, text)] = found
-                    self._texts_of_id.setdefault(cand.id, set()).add(text)
         if found is not None:
             return found
         entry = _Entry(cand, len(self.entries))
@@ -180,11 +180,15 @@ class _Pool:
         self._by_text.setdefault(text, entry)
         if cand.id is not None:
             self._by_id_text[(cand.id, text)] = entry
-            self._texts_of_id.setdefault(cand.id, set()).add(text)
         return entry
 
     def conflicting_ids(self) -> list[Hashable]:
-        return [i for i, texts in self._texts_of_id.items() if len(texts) > 1]
+        """Ids held by more than one entry (entries of one id differ in text)."""
+        count: dict[Hashable, int] = {}
+        for e in self.entries:
+            if e.ident is not None:
+                count[e.ident] = count.get(e.ident, 0) + 1
+        return [i for i, n in count.items() if n > 1]
 
 
 def _keys(entries: Sequence[_Entry]) -> list[str]:
