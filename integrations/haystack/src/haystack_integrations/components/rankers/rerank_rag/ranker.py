@@ -11,7 +11,8 @@ top_k)`` and ``run_async``) and lifecycle (``warm_up`` / ``warm_up_async`` / ``c
 are ``dataclasses.replace`` copies with the rerank score in ``Document.score``.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: Haystack 2.x takes the socket types
+# from the run() annotations and cannot resolve strings.
 
 import dataclasses
 import importlib

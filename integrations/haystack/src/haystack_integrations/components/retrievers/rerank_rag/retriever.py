@@ -1,6 +1,7 @@
 """A Haystack component for question decomposition + retrieval + merge + rerank."""
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: Haystack 2.x takes the socket types
+# from the run() annotations and cannot resolve strings.
 
 import dataclasses
 import inspect
@@ -186,7 +187,7 @@ class RerankRagDecomposeRetriever:
         )
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RerankRagDecomposeRetriever:
+    def from_dict(cls, data: dict[str, Any]) -> "RerankRagDecomposeRetriever":
         params = dict(data.get("init_parameters", {}))  # the caller's dict is not mutated
         data = {**data, "init_parameters": params}
         for key in ("retriever", "ranker"):
