@@ -86,6 +86,15 @@ def _ranker_class(ranker: str | type) -> type:
     return cls
 
 
+def _ranker_path(cls: type) -> str:
+    """The import path written to YAML: the public ``rerank_rag.<Name>`` when it is one."""
+    import rerank_rag
+
+    if getattr(rerank_rag, cls.__name__, None) is cls:
+        return f"rerank_rag.{cls.__name__}"
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
 def make_ranker(ranker: Any, params: dict[str, Any], model: Any) -> Any:
     """The core ranker for :class:`RerankRagRanker` (see its docs)."""
     if isinstance(ranker, (str, type)):
@@ -207,7 +216,7 @@ class _Ranker:
                 raise SerializationError("a ranker object cannot be serialized: pass its class "
                                          "(or import path) with ranker_params and chat_generator")
             if isinstance(ranker, type):
-                params["ranker"] = f"{ranker.__module__}.{ranker.__qualname__}"
+                params["ranker"] = _ranker_path(ranker)
             _ranker_class(params["ranker"])
         if not isinstance(params.get("scorer") or "", str):
             raise SerializationError("only scorer names ('minilm', 'bm25') can be serialized")
