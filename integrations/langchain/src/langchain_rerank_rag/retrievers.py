@@ -10,7 +10,6 @@ calls) nest under the retriever's run.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import warnings
 from typing import Any
 
@@ -103,13 +102,6 @@ def _candidates(docs: list[Document]) -> list[Candidate]:
     return [Candidate(text=d.page_content, id=d.id, metadata={_SOURCE: d}) for d in docs]
 
 
-def _final_count_name() -> str:
-    """The pipeline's name for the number of results (``top_n``; ``top_k`` before 0.2)."""
-    from rerank_rag import DecomposeRetrieveRerank
-
-    return "top_n" if "top_n" in inspect.signature(DecomposeRetrieveRerank).parameters else "top_k"
-
-
 class DecomposeRetriever(BaseRetriever):
     """Question decomposition + retrieval per sub-question + merge + rerank.
 
@@ -182,7 +174,7 @@ class DecomposeRetriever(BaseRetriever):
 
         return DecomposeRetrieveRerank(
             Retriever(sync_fn, async_fn), self._ranker, decomposer=self._decomposer,
-            k=fetch_k, merge=self.merge, strict=self.strict, **{_final_count_name(): k},
+            k=fetch_k, merge=self.merge, strict=self.strict, top_n=k,
         )
 
     def _args(self, kwargs: dict[str, Any]) -> tuple[int | None, int, dict[str, Any]]:

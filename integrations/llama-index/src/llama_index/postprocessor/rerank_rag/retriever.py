@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextvars
-import inspect
 import warnings
 from typing import Any
 
@@ -19,13 +18,6 @@ from .base import RerankRagPostprocessor, as_ranker, node_text
 __all__ = ["DecomposeRetriever"]
 
 _UNSET: Any = object()
-
-
-def _final_count_name() -> str:
-    """The pipeline's name for the number of results (``top_n``; ``top_k`` before 0.2)."""
-    from rerank_rag import DecomposeRetrieveRerank
-
-    return "top_n" if "top_n" in inspect.signature(DecomposeRetrieveRerank).parameters else "top_k"
 
 
 class DecomposeRetriever(BaseRetriever):
@@ -91,7 +83,7 @@ class DecomposeRetriever(BaseRetriever):
 
         return DecomposeRetrieveRerank(
             Retriever(sync_fn, async_fn), self._ranker, decomposer=self._decomposer,
-            **self._settings, **{_final_count_name(): self._top_n},
+            **self._settings, top_n=self._top_n,
         )
 
     def _candidates(self, nodes: list[NodeWithScore]) -> list[Candidate]:

@@ -34,13 +34,6 @@ __all__ = ["RerankRagDecomposeRetriever"]
 logger = logging.getLogger(__name__)
 
 
-def _final_count_name() -> str:
-    """The pipeline's name for the number of results (``top_n``; ``top_k`` before 0.2)."""
-    from rerank_rag import DecomposeRetrieveRerank
-
-    return "top_n" if "top_n" in inspect.signature(DecomposeRetrieveRerank).parameters else "top_k"
-
-
 @component
 class RerankRagDecomposeRetriever:
     """Question decomposition + retrieval per sub-question + merge + rerank.
@@ -107,7 +100,7 @@ class RerankRagDecomposeRetriever:
         aretrieve = self._aretrieve if hasattr(self.retriever, "run_async") else None
         return DecomposeRetrieveRerank(
             Retriever(self._retrieve, aretrieve), self._core, decomposer=self._decomposer,
-            k=self.k, merge=self.merge, strict=self.strict, **{_final_count_name(): top_k},
+            k=self.k, merge=self.merge, strict=self.strict, top_n=top_k,
         )
 
     def _parts(self) -> tuple[Any, ...]:
