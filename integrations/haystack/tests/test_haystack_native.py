@@ -224,13 +224,20 @@ def test_meta_fields_reach_the_prompt(fake_llm):
     assert titled["ranker"]["documents"][0].content == "A river crosses this capital."
 
 
-def test_empty_query_returns_documents_unranked(store, fake_llm, caplog):
-    pipe = _ranker_pipeline(store, RerankRagListwiseRanker(fake_llm, top_k=2))
+def test_empty_query_returns_documents_unranked(store, fake_llm, caplog, run_async):
     docs = InMemoryBM25Retriever(document_store=store, top_k=6).run("Paris river")["documents"]
+
+    def build(cls=Pipeline):
+        pipe = cls()
+        pipe.add_component("ranker", RerankRagListwiseRanker(fake_llm, top_k=2))
+        return pipe
+
+    inputs = {"ranker": {"query": "  ", "documents": docs + docs[:1]}}  # duplicates dropped
     with caplog.at_level("WARNING"):
-        out = pipe.get_component("ranker").run("  ", docs + docs[:1])  # duplicates dropped
-    assert out["documents"] == docs[:2] and not fake_llm.calls  # LLMRanker: no LLM call
+        out = build().run(inputs)["ranker"]["documents"]
+    assert out == docs[:2] and not fake_llm.calls  # LLMRanker: unranked, no LLM call
     assert "empty query" in caplog.text
+    assert run_async(build, inputs)["ranker"]["documents"] == docs[:2]
 
 
 # -- any core ranker --------------------------------------------------------------------------
@@ -285,8 +292,10 @@ def test_generic_ranker_from_a_class_round_trips_yaml(monkeypatch, oracle, corpu
 def test_decompose_retriever_honours_the_rankers_settings(store, oracle):
     llm = FakeLLM(lambda m: oracle(m, subquestions=SUBS))
     retriever = InMemoryBM25Retriever(document_store=store)
-    two = RerankRagDecomposeRetriever(retriever, llm, RerankRagListwiseRanker(llm, top_k=2))
-    assert len(two.run(QUESTION)["documents"]) == 2
+    pipe = Pipeline()
+    pipe.add_component("decompose", RerankRagDecomposeRetriever(
+        retriever, llm, RerankRagListwiseRanker(llm, top_k=2)))
+    assert len(pipe.run({"decompose": {"query": QUESTION}})["decompose"]["documents"]) == 2
     with pytest.raises(ValueError, match="conflicting top_k"):
         RerankRagDecomposeRetriever(retriever, llm, RerankRagListwiseRanker(llm, top_k=2), top_k=3)
     judged = RerankRagDecomposeRetriever(retriever, llm, RerankRagRanker(_Judge(), score_threshold=0.5))

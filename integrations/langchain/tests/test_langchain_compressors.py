@@ -182,12 +182,22 @@ def test_pointwise_llm_log_odds_from_server(corpus):
 # -- 0.2: LangChain conventions, any ranker, prompt objects ------------------------------
 
 
+def _retrieve(comp, docs, query=QUERY, **kwargs):
+    """``comp`` inside a retriever, as LangChain code uses it."""
+    from langchain_core.runnables import RunnableLambda
+
+    from langchain_rerank_rag import RerankingRetriever
+
+    retriever = RerankingRetriever(base_retriever=RunnableLambda(lambda q: docs), base_compressor=comp)
+    return retriever.invoke(query, **kwargs)
+
+
 def test_default_top_n_is_langchains_and_from_llm(corpus, fake_llm):
     # LangChain's own rerankers (CrossEncoderReranker, LLMListwiseRerank, CohereRerank)
     # keep 3 documents by default.
     comp = ListwiseRerank.from_llm(fake_llm)
     assert comp.top_n == 3 and comp.llm is fake_llm
-    out = comp.compress_documents(_docs(corpus), QUERY)
+    out = _retrieve(comp, _docs(corpus))
     assert [d.id for d in out][0] == "d2" and len(out) == 3
     assert len(ListwiseRerank.from_llm(fake_llm, top_n=1).compress_documents(_docs(corpus), QUERY)) == 1
     with pytest.raises(TypeError, match="no llm"):
@@ -206,6 +216,7 @@ def test_blank_query_returns_documents_unranked_with_a_warning(corpus, fake_llm,
     assert out == docs[:3] and not fake_llm.calls
     assert "empty query" in caplog.text
     assert asyncio.run(comp.acompress_documents(docs, "")) == docs[:3]
+    assert _retrieve(comp, docs, "", k=2) == docs[:2] and not fake_llm.calls
 
 
 class _Keyword:
@@ -246,8 +257,7 @@ def test_custom_prompt_objects_are_used_as_they_are(corpus, fake_llm, prompt):
     for comp in (ListwiseRerank(llm=fake_llm, prompt=prompt),
                  JointRankRerank(llm=fake_llm, prompt=prompt, block_size=3, replicas=2)):
         assert comp.prompt is prompt and comp.model_dump()["prompt"] is not None
-        out = comp.compress_documents(_docs(corpus), QUERY)
-        assert out[0].id == "d2"
+        assert _retrieve(comp, _docs(corpus))[0].id == "d2"
     assert all(msgs[-1]["content"].startswith("MY PROMPT") for msgs, _ in fake_llm.calls)
 
 
@@ -259,7 +269,7 @@ def test_chat_prompt_template_as_prompt(corpus, fake_llm):
         ("human", "Query: {query}\n{passages}\nAnswer with the ids of the relevant ones, best first."),
     ])
     comp = ListwiseRerank.from_llm(fake_llm, prompt=template, top_n=2)
-    out = comp.compress_documents(_docs(corpus), QUERY)
+    out = _retrieve(comp, _docs(corpus))
     assert [d.id for d in out][0] == "d2"
     msgs, params = fake_llm.calls[0]
     assert msgs[0] == {"role": "system", "content": "You sort 6 passages for a search engine."}

@@ -262,7 +262,10 @@ class _LengthRanker:
         return self.rank(query, candidates, top_n)
 
 
-def test_generic_postprocessor_wraps_any_ranker(nodes, oracle_llm_cls):
+def test_generic_postprocessor_wraps_any_ranker(nodes, bm25_retriever, oracle_llm_cls):
+    from llama_index.core.llms import MockLLM
+    from llama_index.core.query_engine import RetrieverQueryEngine
+
     from llama_index.postprocessor.rerank_rag import RerankRagPostprocessor
     from rerank_rag import ListwiseRanker
 
@@ -270,6 +273,11 @@ def test_generic_postprocessor_wraps_any_ranker(nodes, oracle_llm_cls):
     shortest = sorted(nodes, key=lambda n: len(n.node.get_content()))[:2]
     assert _ids(pp.postprocess_nodes(nodes, query_str=QUERY)) == _ids(shortest)
     assert _ids(asyncio.run(pp.apostprocess_nodes(nodes, query_str=QUERY))) == _ids(shortest)
+    engine = RetrieverQueryEngine.from_args(bm25_retriever, llm=MockLLM(), node_postprocessors=[pp])
+    first_stage = bm25_retriever.retrieve(QUERY)
+    expected = sorted(first_stage, key=lambda n: len(n.node.get_content()))[:2]
+    assert _ids(engine.query(QUERY).source_nodes) == _ids(expected)
+    assert _ids(asyncio.run(engine.aquery(QUERY)).source_nodes) == _ids(expected)
     data = pp.to_dict()
     assert data["class_name"] == "RerankRagPostprocessor" and "ranker" not in data
     again = RerankRagPostprocessor.from_dict(data, ranker=_LengthRanker())
