@@ -276,8 +276,8 @@ def test_callbacks_reach_wrapped_chat_models(bm25_retriever, oracle_chat_model, 
     for comp in (ListwiseRerank(llm=wrap(oracle_chat_model()), window_size=3, step=2),
                  JointRankRerank(llm=wrap(oracle_chat_model()), block_size=3, replicas=2)):
         retriever = RerankingRetriever(base_retriever=bm25_retriever, base_compressor=comp)
-        for run in (retriever.invoke,
-                    lambda q, config: asyncio.run(retriever.ainvoke(q, config=config))):
+        for run in (retriever.invoke, lambda q, config, r=retriever: asyncio.run(
+                r.ainvoke(q, config=config))):
             rec = Recorder()
             assert run(QUERY, config={"callbacks": [rec]})[0].id == "d2"
             assert sum(k == "chat_model" for k, *_ in rec.events) >= 2  # several windows/blocks
@@ -303,7 +303,7 @@ def test_decompose_callbacks_reach_wrapped_chat_models(bm25_retriever, oracle_ch
         retriever = DecomposeRetriever(base_retriever=bm25_retriever, llm=model,
                                        reranker=ListwiseRerank(llm=model), fetch_k=2)
         run = retriever.invoke if sync else (
-            lambda q, config: asyncio.run(retriever.ainvoke(q, config=config)))
+            lambda q, config, r=retriever: asyncio.run(r.ainvoke(q, config=config)))
         rec = Recorder()
         assert run("Which river flows through the city of the Louvre?",
                    config={"callbacks": [rec]})[0].id == "d2"

@@ -62,7 +62,8 @@ def checked(ranking: Any, n: int) -> Ranking:
     if not isinstance(ranking, Ranking):
         raise TypeError(f"the ranker returned {type(ranking).__name__}, expected a Ranking")
     if len(set(ranking.order)) != len(ranking.order) or not all(0 <= i < n for i in ranking.order):
-        raise ValueError(f"the ranker returned an invalid order over {n} documents: {ranking.order}")
+        raise ValueError(f"the ranker returned an invalid order over {n} documents: "
+                         f"{ranking.order}")
     return ranking
 
 
@@ -117,7 +118,7 @@ class RerankRagCompressor(BaseDocumentCompressor):
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
 
-    ranker: Any = Field(default=None, exclude=True, description="core ranker (rank/arank) or Scorer")
+    ranker: Any = Field(default=None, exclude=True, description="core ranker or Scorer")
     top_n: int | None = Field(default=3, gt=0, description="Documents to keep (None: all).")
     score_key: str = Field(default="relevance_score", description="Metadata key of the score.")
 

@@ -36,7 +36,9 @@ class TemplatePrompt:
 
     name = "langchain-template"
 
-    def __init__(self, template: BasePromptTemplate, *, max_passage_tokens: int | None = 300) -> None:
+    def __init__(
+        self, template: BasePromptTemplate, *, max_passage_tokens: int | None = 300
+    ) -> None:
         variables = set(template.input_variables)
         if not {"query", "passages"} <= variables or variables - {"query", "passages", "n"}:
             raise ValueError(
@@ -48,9 +50,8 @@ class TemplatePrompt:
         self._takes_n = "n" in variables
 
     def build(self, query: str, passages: Sequence[str]) -> LLMRequest:
-        lines = "\n".join(
-            f"[{i}] {prepare_passage(p, self.max_passage_tokens)}" for i, p in enumerate(passages, 1)
-        )
+        budget = self.max_passage_tokens
+        lines = "\n".join(f"[{i}] {prepare_passage(p, budget)}" for i, p in enumerate(passages, 1))
         values: dict[str, Any] = {"query": query, "passages": lines}
         if self._takes_n:
             values["n"] = len(passages)

@@ -78,7 +78,8 @@ class RerankingRetriever(BaseRetriever):
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
         k = self._split(kwargs)
-        docs = self.base_retriever.invoke(query, config={"callbacks": run_manager.get_child()}, **kwargs)
+        cfg = {"callbacks": run_manager.get_child()}
+        docs = self.base_retriever.invoke(query, config=cfg, **kwargs)
         comp, cb = self.base_compressor, run_manager.get_child()
         if isinstance(comp, RerankRagCompressor):
             return comp.compress(docs, query, cb, top_n=k)
@@ -187,7 +188,7 @@ class DecomposeRetriever(BaseRetriever):
     def _documents(self, result: Any) -> list[Document]:
         return [
             with_score(c.metadata[_SOURCE], s, self._key)
-            for c, s in zip(result.candidates, result.scores)
+            for c, s in zip(result.candidates, result.scores, strict=True)
         ]
 
     def _get_relevant_documents(
@@ -200,7 +201,8 @@ class DecomposeRetriever(BaseRetriever):
             return _candidates(self.base_retriever.invoke(q, config=cfg, **extra))
 
         if not query.strip():
-            return unranked([c.metadata[_SOURCE] for c in retrieve(query, 0)], k, "DecomposeRetriever")
+            docs = [c.metadata[_SOURCE] for c in retrieve(query, 0)]
+            return unranked(docs, k, "DecomposeRetriever")
         with set_config_context({"callbacks": run_manager.get_child()}) as ctx:
             return self._documents(ctx.run(self._pipeline(retrieve, None, k, fetch_k).run, query))
 

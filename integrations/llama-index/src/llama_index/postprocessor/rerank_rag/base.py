@@ -75,7 +75,8 @@ def _rescored(n: NodeWithScore, score: float, keep_retrieval_score: bool) -> Nod
         node.metadata = {**node.metadata, RETRIEVAL_SCORE_KEY: n.score}
         for attr in ("excluded_llm_metadata_keys", "excluded_embed_metadata_keys"):
             keys = list(getattr(node, attr))
-            setattr(node, attr, keys if RETRIEVAL_SCORE_KEY in keys else [*keys, RETRIEVAL_SCORE_KEY])
+            if RETRIEVAL_SCORE_KEY not in keys:
+                setattr(node, attr, [*keys, RETRIEVAL_SCORE_KEY])
     return NodeWithScore(node=node, score=score)
 
 
@@ -90,7 +91,7 @@ class RerankRagPostprocessor(BaseNodePostprocessor):
     before any event.
     """
 
-    ranker: Any = Field(default=None, exclude=True, description="core ranker (rank/arank) or Scorer")
+    ranker: Any = Field(default=None, exclude=True, description="core ranker or Scorer")
     top_n: int | None = Field(default=5, gt=0, description="Nodes to keep (None: all).")
     keep_retrieval_score: bool = Field(
         default=False, description="Keep the retrieval score in node metadata."
@@ -105,7 +106,8 @@ class RerankRagPostprocessor(BaseNodePostprocessor):
     def model_post_init(self, context: Any, /) -> None:
         if self._core is None:
             if self.ranker is None:
-                raise TypeError("RerankRagPostprocessor needs ranker=<a rerank-rag ranker or Scorer>")
+                raise TypeError("RerankRagPostprocessor needs ranker=<a rerank-rag ranker "
+                                "or Scorer>")
             self.ranker = as_ranker(self.ranker)
         elif self.ranker is not None:
             raise ValueError(f"{type(self).__name__} builds its own ranker; to wrap a ranker "
@@ -172,7 +174,8 @@ class RerankRagPostprocessor(BaseNodePostprocessor):
         if not nodes:
             return []
         cands = self._start(nodes, query_bundle)  # type: ignore[arg-type]
-        with self.callback_manager.event(CBEventType.RERANKING, payload=self._payload(nodes, query)) as ev:
+        payload = self._payload(nodes, query)
+        with self.callback_manager.event(CBEventType.RERANKING, payload=payload) as ev:
             return self._finish(nodes, self.ranker.rank(query, cands, top_n=self.top_n), ev)
 
     async def _apostprocess_nodes(
@@ -182,7 +185,8 @@ class RerankRagPostprocessor(BaseNodePostprocessor):
         if not nodes:
             return []
         cands = self._start(nodes, query_bundle)  # type: ignore[arg-type]
-        with self.callback_manager.event(CBEventType.RERANKING, payload=self._payload(nodes, query)) as ev:
+        payload = self._payload(nodes, query)
+        with self.callback_manager.event(CBEventType.RERANKING, payload=payload) as ev:
             if callable(getattr(self.ranker, "arank", None)):
                 ranking = await self.ranker.arank(query, cands, top_n=self.top_n)
             else:
@@ -271,6 +275,7 @@ class PointwiseRerank(RerankRagPostprocessor):
         if scorer is None or isinstance(scorer, str):
             names = {"minilm": MiniLMScorer, "bm25": BM25Scorer}
             if (scorer or "minilm") not in names:
-                raise ValueError(f"unknown scorer {scorer!r}: use one of {sorted(names)} or a Scorer")
+                raise ValueError(f"unknown scorer {scorer!r}: use one of {sorted(names)} "
+                                 "or a Scorer")
             scorer = names[scorer or "minilm"]()
         return PointwiseRanker(scorer, batch_size=self.batch_size)

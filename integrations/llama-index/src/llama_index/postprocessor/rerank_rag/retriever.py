@@ -99,7 +99,7 @@ class DecomposeRetriever(BaseRetriever):
     def _nodes(result: Any) -> list[NodeWithScore]:
         return [
             NodeWithScore(node=c.metadata["_source"].node, score=s)
-            for c, s in zip(result.candidates, result.scores)
+            for c, s in zip(result.candidates, result.scores, strict=True)
         ]
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:

@@ -95,7 +95,8 @@ class TracedLLM:
     def _span(self, messages: Any) -> Iterator[Any]:
         tags = {"haystack.component.name": "chat_generator", "haystack.component.type": self._type}
         parent = _PARENT.get() or tracing.tracer.current_span()
-        with tracing.tracer.trace("haystack.chat_generator.run", tags=tags, parent_span=parent) as span:
+        trace = tracing.tracer.trace("haystack.chat_generator.run", tags=tags, parent_span=parent)
+        with trace as span:
             span.set_content_tag("haystack.component.input", {"messages": list(messages)})
             yield span
 

@@ -69,7 +69,8 @@ def checked(ranking: Any, n: int) -> Ranking:
     if not isinstance(ranking, Ranking):
         raise TypeError(f"the ranker returned {type(ranking).__name__}, expected a Ranking")
     if len(set(ranking.order)) != len(ranking.order) or not all(0 <= i < n for i in ranking.order):
-        raise ValueError(f"the ranker returned an invalid order over {n} documents: {ranking.order}")
+        raise ValueError(f"the ranker returned an invalid order over {n} documents: "
+                         f"{ranking.order}")
     return ranking
 
 
@@ -170,7 +171,7 @@ class _Ranker:
         values = getattr(ranking, "relevance", None) or ranking.scores
         out = [
             dataclasses.replace(documents[i], score=s, meta=dict(documents[i].meta))
-            for (i, s), v in zip(ranking, values)
+            for (i, s), v in zip(ranking, values, strict=True)
             if self.score_threshold is None or v >= self.score_threshold
         ]
         return out[:k]
@@ -186,7 +187,9 @@ class _Ranker:
         return docs, k, [Candidate(text=self.text(d), id=d.id) for d in docs]
 
     @component.output_types(documents=list[Document])
-    def run(self, query: str, documents: list[Document], top_k: int | None = None) -> dict[str, list[Document]]:
+    def run(
+        self, query: str, documents: list[Document], top_k: int | None = None
+    ) -> dict[str, list[Document]]:
         """Rerank ``documents`` for ``query``; returns at most ``top_k``, best first."""
         docs, k, cands = self._prepare(query, documents, top_k)
         if not cands:
@@ -259,7 +262,8 @@ class RerankRagRanker(_Ranker):
         core = make_ranker(ranker, params, self._model(llm, chat_generator))
         self._setup(core, {"ranker": ranker, "ranker_params": params}, llm=llm,
                     chat_generator=chat_generator, top_k=top_k, score_threshold=score_threshold,
-                    meta_fields_to_embed=meta_fields_to_embed, embedding_separator=embedding_separator)
+                    meta_fields_to_embed=meta_fields_to_embed,
+                    embedding_separator=embedding_separator)
 
 
 @component
@@ -347,7 +351,8 @@ class RerankRagPointwiseRanker(_Ranker):
             names = {"minilm": MiniLMScorer, "bm25": BM25Scorer}
             if isinstance(scorer, str) or scorer is None:
                 if (scorer or "minilm") not in names:
-                    raise ValueError(f"unknown scorer {scorer!r}: use one of {sorted(names)} or a Scorer")
+                    raise ValueError(f"unknown scorer {scorer!r}: use one of {sorted(names)} "
+                                     "or a Scorer")
                 core = PointwiseRanker(names[scorer or "minilm"](), batch_size=batch_size)
             else:
                 core = PointwiseRanker(scorer, batch_size=batch_size)

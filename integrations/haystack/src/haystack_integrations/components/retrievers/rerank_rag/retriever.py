@@ -67,15 +67,18 @@ class RerankRagDecomposeRetriever:
         if top_k is not None and theirs is not None and top_k != theirs:
             raise ValueError(f"conflicting top_k: {top_k} here, {theirs} on the ranker; set it in "
                              "one place (top_k=None takes the ranker's)")
-        self.retriever, self.llm, self.chat_generator, self.ranker = retriever, llm, chat_generator, ranker
+        self.retriever, self.ranker = retriever, ranker
+        self.llm, self.chat_generator = llm, chat_generator
         self.k, self.top_k, self.merge = k, top_k, merge
         self.max_subquestions, self.strict = max_subquestions, strict
-        self._top_k = top_k if top_k is not None else (ranker.top_k if is_component else DEFAULT_TOP_K)
+        default = ranker.top_k if is_component else DEFAULT_TOP_K
+        self._top_k = top_k if top_k is not None else default
         self._text = ranker.text if is_component else (lambda d: d.content or "")
         self._warm = False
         self._takes_k = "top_k" in inspect.signature(retriever.run).parameters
         model = _Ranker._model(llm, chat_generator)
-        self._decomposer = Decomposer(traced(model), max_subquestions=max_subquestions, strict=strict)
+        self._decomposer = Decomposer(traced(model), max_subquestions=max_subquestions,
+                                      strict=strict)
         self._core = getattr(ranker, "ranker", ranker)
         self._pipeline(self._top_k)  # validate k / merge now
 
@@ -141,7 +144,7 @@ class RerankRagDecomposeRetriever:
                                           relevance=_cut(result.ranking, len(docs)))
             return {"documents": self.ranker.select(docs, ranking, top_k)}
         return {"documents": [dataclasses.replace(d, score=s, meta=dict(d.meta))
-                              for d, s in zip(docs, result.scores)][:top_k]}
+                              for d, s in zip(docs, result.scores, strict=True)][:top_k]}
 
     def _unranked(self, docs: list[Document], top_k: int | None) -> dict[str, list[Document]]:
         logger.warning("RerankRagDecomposeRetriever got an empty query: returning the "
@@ -173,8 +176,10 @@ class RerankRagDecomposeRetriever:
         its config (never an API key)."""
         return default_to_dict(
             self, retriever=component_to_dict(obj=self.retriever, name="retriever"),
-            llm=llm_to_dict(self.llm), chat_generator=llm_to_dict(self.chat_generator, "chat_generator"),
-            ranker=None if self.ranker is None else component_to_dict(obj=self.ranker, name="ranker"),
+            llm=llm_to_dict(self.llm),
+            chat_generator=llm_to_dict(self.chat_generator, "chat_generator"),
+            ranker=None if self.ranker is None else component_to_dict(obj=self.ranker,
+                                                                      name="ranker"),
             k=self.k, top_k=self.top_k, merge=self.merge,
             max_subquestions=self.max_subquestions, strict=self.strict,
         )
