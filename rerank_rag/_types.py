@@ -116,6 +116,8 @@ class Usage:
         failed_calls: LLM requests that ended in an error after the backend's retries.
         parse_repairs: responses that needed repair (missing ids appended, duplicates
             or out-of-range ids dropped).
+        kept: results kept by a dynamic cut-off
+            (:class:`~rerank_rag.compose.DynamicCutoff`); 0 when no cut-off ran.
     """
 
     llm_calls: int = 0
@@ -128,6 +130,7 @@ class Usage:
     fallbacks: int = 0
     failed_calls: int = 0
     parse_repairs: int = 0
+    kept: int = 0
 
     @property
     def total_tokens(self) -> int:
