@@ -42,7 +42,9 @@ class TDPartRanker(FamilyRanker):
     and all that beat it go on (the sequential original stops collecting at a
     ``buffer`` of 20 and settles the unseen rest behind the pivot, whatever it holds);
     settled groups are ordered correctly across rounds (a later group is better, so it
-    goes first; the original appends it after the earlier ones).
+    goes first; the original appends it after the earlier ones); within a settled
+    group, the candidates the model listed come before those it left out (only
+    relevant-only prompts leave any out).
 
     Args:
         llm: an LLM backend or framework model.
@@ -190,6 +192,8 @@ class TDPartRanker(FamilyRanker):
                         listed_last[i] = i in got
                 pivot_listed = pivot_listed or pivot in got
             listed_last[pivot] = listed_last[pivot] or pivot_listed
+            # behind the pivot, what the model listed goes before what it left out
+            behind = [i for i in behind if listed_last[i]] + [i for i in behind if not listed_last[i]]
             if len(head) == d:  # nothing beat the pivot: the head is final
                 settled.insert(0, behind)
                 cur = head + [pivot]
