@@ -69,6 +69,8 @@ def fuse(
         raise ValueError(f"fusion needs the complete ranking of {n} candidates, got {len(ranking.order)}")
     if method not in FUSION_METHODS:
         raise ValueError(f"method must be one of {', '.join(FUSION_METHODS)}, got {method!r}")
+    if n == 0:
+        return ranking
     llm_rank = [0] * n
     for r, i in enumerate(ranking.order):
         llm_rank[i] = r
