@@ -51,5 +51,7 @@ def with_evidence(shown: str, passage: object) -> str:
     The note goes *after* the text so truncation never cuts it and the passage still
     starts right after its id.
     """
+    if type(passage) is str:  # the common case: no note
+        return shown
     note = evidence_of(passage)
     return f"{shown} ({note})" if note else shown

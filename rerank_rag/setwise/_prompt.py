@@ -25,6 +25,8 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from types import MappingProxyType
 from typing import Any
 
 from .._errors import ParseError
@@ -45,6 +47,25 @@ _TOKEN_STRIP = "[](){}<>.,:;*\"'`#"
 
 def _label(i: int, alpha: bool) -> str:
     return chr(65 + i) if alpha else str(i + 1)
+
+
+@lru_cache(maxsize=256)
+def _frame(query: str, n: int, alpha: bool) -> tuple[str, str, tuple[str, ...]]:
+    """The text before and after the passages, and the labels (cached: sorting
+    methods build hundreds of prompts per query that differ only in their passages)."""
+    kind = "letter" if alpha else "number"
+    if n == 2:
+        head = "Which of the two passages below is more relevant to the search query?"
+    else:
+        head = f"Which of the {n} passages below is the most relevant to the search query?"
+    labels = tuple(f"[{_label(i, alpha)}] " for i in range(n))
+    before = f"{head}\n\nQUERY: {collapse_whitespace(query)}\n\nPASSAGES:\n"
+    after = (
+        f"\n\nAnswer with the {kind} of the most relevant passage only "
+        f"(one of {_label(0, alpha)} to {_label(n - 1, alpha)}), without brackets "
+        "and without explanation."
+    )
+    return before, after, labels
 
 
 class PickBestPrompt:
@@ -95,6 +116,12 @@ class PickBestPrompt:
         self.max_passage_tokens = max_passage_tokens
         self.max_tokens = max_tokens
         self.top_logprobs = top_logprobs
+        # one read-only parameter mapping shared by every request of this prompt
+        if scoring == "logprobs":
+            params: dict[str, Any] = {"max_tokens": 1, "top_logprobs": top_logprobs, "temperature": 0}
+        else:
+            params = {"max_tokens": max_tokens or 16, "temperature": 0}
+        self._params: Mapping[str, Any] = MappingProxyType(params)
 
     def __repr__(self) -> str:
         return (
@@ -123,35 +150,24 @@ class PickBestPrompt:
         if isinstance(passages, str) or len(passages) < 2:
             raise ValueError("a pick-best prompt needs a sequence of at least 2 passages")
         n = len(passages)
-        alpha = self._alpha(n)
-        kind = "letter" if alpha else "number"
-        if n == 2:
-            head = "Which of the two passages below is more relevant to the search query?"
-        else:
-            head = f"Which of the {n} passages below is the most relevant to the search query?"
-        lines = [head, "", f"QUERY: {collapse_whitespace(query)}", "", "PASSAGES:"]
+        before, after, labels = _frame(query, n, self._alpha(n))
+        budget = self.max_passage_tokens
+        lines = []
         for i, p in enumerate(passages):
             if not isinstance(p, str):
                 raise TypeError(f"passage {i} must be a string, got {type(p).__name__}")
-            text = with_evidence(prepare_passage(p, self.max_passage_tokens), p)
-            lines.append(f"[{_label(i, alpha)}] {text}")
-        lines += [
-            "",
-            f"Answer with the {kind} of the most relevant passage only "
-            f"(one of {_label(0, alpha)} to {_label(n - 1, alpha)}), without brackets "
-            "and without explanation.",
-        ]
-        messages = [{"role": "user", "content": "\n".join(lines)}]
-        if self.scoring == "logprobs":
-            return LLMRequest.chat(
-                messages, max_tokens=1, top_logprobs=self.top_logprobs, temperature=0
-            )
-        return LLMRequest.chat(messages, max_tokens=self.max_tokens or 16, temperature=0)
+            lines.append(labels[i] + with_evidence(prepare_passage(p, budget), p))
+        content = before + "\n".join(lines) + after
+        # messages built here are valid by construction: skip LLMRequest.chat's checks
+        return LLMRequest(messages=({"role": "user", "content": content},), params=self._params)
 
     # ------------------------------------------------------------------ parse
 
     @staticmethod
     def _token_label(token: str, n: int, alpha: bool) -> int | None:
+        if alpha and len(token) == 1 and "A" <= token <= "Z":  # the usual token: fast path
+            i = ord(token) - 65
+            return i if i < n else None
         key = fold_lookalikes(str(token)).strip().strip(_TOKEN_STRIP).strip()
         if alpha:
             if len(key) == 1 and key.isascii() and key.isalpha():
@@ -183,6 +199,11 @@ class PickBestPrompt:
         return WindowParse(listed=tuple(listed), scores=tuple(best[i] for i in listed))
 
     def _from_text(self, text: str, n: int, alpha: bool) -> tuple[int | None, bool]:
+        short = (text or "").strip()
+        if len(short) <= 4:  # the usual answer, "B" or "[B]": no need for the full parser
+            i = self._token_label(short, n, alpha)
+            if i is not None:
+                return i, False
         parsed = parse_permutation(
             text, n, id_style="alpha" if alpha else "numeric", strict=False, expect_all=False
         )

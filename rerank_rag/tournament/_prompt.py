@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
+from types import MappingProxyType
 from typing import Any
 
 from .._errors import ParseError
@@ -19,6 +21,23 @@ _ALPHA_MAX = 26
 
 def _label(i: int, alpha: bool) -> str:
     return chr(65 + i) if alpha else str(i + 1)
+
+
+@lru_cache(maxsize=256)
+def _frame(query: str, n: int, m: int, alpha: bool) -> tuple[str, str, tuple[str, ...]]:
+    """Text before and after the passages, and the labels (cached per query and shape)."""
+    plural = "s" if m > 1 else ""
+    labels = tuple(f"[{_label(i, alpha)}] " for i in range(n))
+    example = " > ".join(f"[{_label(i, alpha)}]" for i in (2, 0, 1)[: min(m, 3)] if i < n)
+    before = (
+        f"Select the {m} passage{plural} most relevant to the search query from the {n} "
+        f"passages below.\n\nQUERY: {collapse_whitespace(query)}\n\nPASSAGES:\n"
+    )
+    after = (
+        f"\n\nOutput only the ids of the {m} most relevant passage{plural}, most relevant "
+        f"first, in the format {example}{' > ...' if m > 3 else ''}, and nothing else."
+    )
+    return before, after, labels
 
 
 class SelectPrompt:
@@ -88,29 +107,18 @@ class SelectPrompt:
         m = (n + 1) // 2 if picks is None else picks
         if isinstance(m, bool) or not isinstance(m, int) or not 1 <= m < n:
             raise ValueError(f"picks must be an int in [1, {n - 1}] for {n} passages, got {picks!r}")
-        alpha = self._alpha(n)
-        lines = [
-            f"Select the {m} passage{'s' if m > 1 else ''} most relevant to the search query "
-            f"from the {n} passages below.",
-            "",
-            f"QUERY: {collapse_whitespace(query)}",
-            "",
-            "PASSAGES:",
-        ]
+        before, after, labels = _frame(query, n, m, self._alpha(n))
+        budget = self.max_passage_tokens
+        lines = []
         for i, p in enumerate(passages):
             if not isinstance(p, str):
                 raise TypeError(f"passage {i} must be a string, got {type(p).__name__}")
-            text = with_evidence(prepare_passage(p, self.max_passage_tokens), p)
-            lines.append(f"[{_label(i, alpha)}] {text}")
-        example = " > ".join(f"[{_label(i, alpha)}]" for i in (2, 0, 1)[: min(m, 3)] if i < n)
-        lines += [
-            "",
-            f"Output only the ids of the {m} most relevant passage{'s' if m > 1 else ''}, most "
-            f"relevant first, in the format {example}{' > ...' if m > 3 else ''}, and nothing else.",
-        ]
-        budget = self.max_tokens if self.max_tokens is not None else 4 * m + 16
-        return LLMRequest.chat(
-            [{"role": "user", "content": "\n".join(lines)}], max_tokens=budget, temperature=0
+            lines.append(labels[i] + with_evidence(prepare_passage(p, budget), p))
+        tokens = self.max_tokens if self.max_tokens is not None else 4 * m + 16
+        params = MappingProxyType({"max_tokens": tokens, "temperature": 0})
+        # the message is valid by construction: skip LLMRequest.chat's checks
+        return LLMRequest(
+            messages=({"role": "user", "content": before + "\n".join(lines) + after},), params=params
         )
 
     def parse(self, completion: Completion, n: int, *, strict: bool = False) -> WindowParse:
