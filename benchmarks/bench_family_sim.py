@@ -67,7 +67,13 @@ METHODS: dict[str, Callable[[Any], Any]] = {
     "TourRank-2 (groups of 20)": lambda llm: TourRanker(llm, tournaments=2),
     "TDPart (block 20, depth 10)": lambda llm: TDPartRanker(llm),
 }
-FUSIONS = [("RRF k=60, w=0.5", "rrf", 0.5), ("convex w=0.7", "convex", 0.7), ("convex w=0.5", "convex", 0.5)]
+FUSIONS = [
+    ("RRF k=60, w=0.5", "rrf", 0.5),
+    ("RRF k=60, w=0.8", "rrf", 0.8),
+    ("convex w=0.9", "convex", 0.9),
+    ("convex w=0.7", "convex", 0.7),
+    ("convex w=0.5", "convex", 0.5),
+]
 
 
 def spread(values: list[float]) -> str:
@@ -149,8 +155,9 @@ def part_fusion(ds: Any, seeds: list[int], biases: list[float], only: list[str])
                         rankings[q.qid] = Ranking(tuple(order), tuple(1.0 - k / n for k in range(n)), r.usage)
                     cell = depth_rows.setdefault((d, bias), {})
                     cell.setdefault("LLM alone", []).append(ndcg(to_run(ds, rankings), ds))
-                    fused = {q.qid: fuse(rankings[q.qid], q.candidates, method="rrf", weight=0.5) for q in ds.queries}
-                    cell.setdefault("RRF k=60, w=0.5", []).append(ndcg(to_run(ds, fused), ds))
+                    for label, method, w in FUSIONS[:2]:
+                        fused = {q.qid: fuse(rankings[q.qid], q.candidates, method=method, weight=w) for q in ds.queries}
+                        cell.setdefault(label, []).append(ndcg(to_run(ds, fused), ds))
                 llm.close()
     return {"rows": rows, "cost": cost, "depth": depth_rows}
 
@@ -216,7 +223,7 @@ def part_evidence(ds: Any, seeds: list[int], lams: list[float]) -> dict[str, Any
                 rows.setdefault((name, label), []).append(score)
                 tokens[(name, label)] = usage["prompt_tokens"]
                 if label == "no note":
-                    for flabel, method, w in FUSIONS[:2]:
+                    for flabel, method, w in (FUSIONS[0], FUSIONS[2], FUSIONS[3]):
                         fused = {q.qid: fuse(rankings[q.qid], q.candidates, method=method, weight=w) for q in ds.queries}
                         rows.setdefault((name, f"no note + {flabel}"), []).append(ndcg(to_run(ds, fused), ds))
                 print(f"evidence seed {seed} {name[:30]:<30} {label:<14} nDCG@10 {score:.4f} "
@@ -286,10 +293,11 @@ def main() -> None:
             print(f"| {name} | {bias:g} | {spread(cell['LLM alone'])} | "
                   + " | ".join(spread(cell[f]) for f, _, _ in FUSIONS)
                   + f" | {c['llm_calls']:.0f} | {c['depth']:.1f} |")
-        print("\n| single call over the top-d | position bias | LLM alone | RRF k=60, w=0.5 |")
-        print("|---|---|---|---|")
+        print("\n| single call over the top-d | position bias | LLM alone | " + " | ".join(f for f, _, _ in FUSIONS[:2]) + " |")
+        print("|---|---|---|---|---|")
         for (d, bias), cell in res["depth"].items():
-            print(f"| d={d} | {bias:g} | {spread(cell['LLM alone'])} | {spread(cell['RRF k=60, w=0.5'])} |")
+            print(f"| d={d} | {bias:g} | {spread(cell['LLM alone'])} | "
+                  + " | ".join(spread(cell[f]) for f, _, _ in FUSIONS[:2]) + " |")
         report["fusion"] = {f"{k[0]} | bias {k[1]}": v for k, v in res["rows"].items()}
         report["fusion_depth"] = {f"d={k[0]} | bias {k[1]}": v for k, v in res["depth"].items()}
         report["cost"] = res["cost"]
