@@ -179,3 +179,23 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="scoring"):
         PickBestPrompt(scoring="x")
     assert SetwiseRanker(llm).to_config()["type"] == "setwise"
+
+
+def test_logprobs_through_a_real_http_server():
+    pytest.importorskip("openai")
+    from rerank_rag import OpenAICompatibleLLM
+    from rerank_rag.testing import ChatServer, Reply
+
+    def handler(body):
+        assert body.get("logprobs") is True and body.get("max_tokens") == 1
+        shown = re.findall(r"(?m)^\[([A-Z])\] doc (\d+)", body["messages"][-1]["content"])
+        tops = {label: -5.0 * (1.0 - STRENGTH[int(d)]) for label, d in shown}
+        best = max(tops, key=tops.get)
+        return Reply(text=best, top_logprobs={**tops, "The": -9.0})
+
+    with ChatServer(handler) as srv:
+        llm = OpenAICompatibleLLM("m", base_url=srv.base_url, max_concurrency=4)
+        r = SetwiseRanker(llm, scoring="logprobs", sort_depth=3).rank("q", DOCS[:10])
+        llm.close()
+    assert list(r.order[:3]) == sorted(range(10), key=lambda i: -STRENGTH[i])[:3]
+    assert r.usage.failed_calls == 0 and r.usage.parse_repairs == 0
