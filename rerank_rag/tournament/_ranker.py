@@ -191,8 +191,10 @@ class TourRanker(FamilyRanker):
             for (members, m), outcome in zip(shown, outcomes):
                 for i in self._winners(outcome, members, m, book, usage):
                     points[i] += 1
-            # the next pool: most points first, ties in first-stage order
-            pool = sorted(range(n), key=lambda i: (-points[i], i))[:nxt]
+            # the next pool: most points first, ties in first-stage order. Only the pool
+            # can hold it: outsiders have at most the pool's lowest points, and lost the
+            # tie to it by first-stage order; pool members only gained.
+            pool = sorted(pool, key=lambda i: (-points[i], i))[:nxt]
         return points
 
     def _build(self, query: str, passages: list[str], m: int) -> Any:
