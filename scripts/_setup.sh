@@ -41,7 +41,7 @@ else
       # torch first, pinned: the CPU build (sentence-transformers would otherwise pull CUDA wheels).
       "$PY" -m pip install -q "torch==2.13.0"
       "$PY" -m pip install -q -e ".[all,sentence-transformers,dev]" \
-        -e integrations/langchain -e integrations/llama-index -e integrations/haystack ;;
+        -e "integrations/langchain[test]" -e integrations/llama-index -e integrations/haystack ;;
   esac
   echo "$digest" > "$stamp"
   echo "[setup] installed ($PROFILE) in $(( $(date +%s) - start )) s"

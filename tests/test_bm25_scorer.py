@@ -149,3 +149,19 @@ def test_async_equals_sync() -> None:
     got = asyncio.run(ranker.arank(QUERY, PASSAGES))
     want = ranker.rank(QUERY, PASSAGES)
     assert (got.order, got.scores) == (want.order, want.scores)
+
+
+def test_needs_no_optional_dependency() -> None:
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "for m in ('rank_bm25', 'numpy', 'bm25s'):\n"
+        "    sys.modules[m] = None  # as if not installed\n"
+        "from rerank_rag.pointwise import BM25Scorer\n"
+        "print(BM25Scorer().score('cat', ['a cat', 'a dog'])[1])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "0.0"
