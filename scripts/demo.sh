@@ -51,7 +51,7 @@ while kill -0 "$build" 2>/dev/null; do
 done
 if ! wait "$build"; then
   echo "[demo] the local LLM install failed; last lines of $log:" >&2
-  tail -n 20 "$log" >&2
+  grep -v "is ignored: it is neither" "$log" | tail -n 20 >&2
   exit 1
 fi
 trap - INT TERM
