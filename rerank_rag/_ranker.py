@@ -24,7 +24,10 @@ from .llm._base import LLMBackend
 
 __all__ = ["BaseRanker", "PlanRanker", "check_query", "finish_ranking"]
 
-Result = tuple[Sequence[int], Sequence[float]]
+#: What ``_rank_sync``/``_rank_async``/``_plan`` return: ``(order, scores)`` over all
+#: candidates, optionally with a third item, the relevance of each entry of ``order``
+#: (see :mod:`rerank_rag._relevance`).
+Result = tuple[Sequence[int], Sequence[float]] | tuple[Sequence[int], Sequence[float], Sequence[float]]
 
 
 def check_query(query: object) -> str:
@@ -36,9 +39,15 @@ def check_query(query: object) -> str:
 
 
 def finish_ranking(
-    order: Sequence[int], scores: Sequence[float], n: int, k: int, usage: Usage
+    order: Sequence[int],
+    scores: Sequence[float],
+    n: int,
+    k: int,
+    usage: Usage,
+    relevance: Sequence[float] | None = None,
 ) -> Ranking:
-    """Validate that ``order`` is a permutation of ``range(n)`` and cut it to ``k``."""
+    """Validate that ``order`` is a permutation of ``range(n)`` and cut it to ``k``
+    (``relevance``, when given, is aligned with ``order`` and cut with it)."""
     order = list(order)
     if len(order) != n or set(order) != set(range(n)):
         raise AssertionError(  # a bug in a ranker, never the user's fault
@@ -46,7 +55,10 @@ def finish_ranking(
         )
     if len(scores) != n:
         raise AssertionError("internal error: ranker produced the wrong number of scores")
-    return Ranking(order=tuple(order[:k]), scores=tuple(float(s) for s in scores[:k]), usage=usage)
+    rel = None if relevance is None else tuple(float(v) for v in relevance[:k])
+    return Ranking(
+        order=tuple(order[:k]), scores=tuple(float(s) for s in scores[:k]), usage=usage, relevance=rel
+    )
 
 
 class BaseRanker(ABC):
@@ -78,9 +90,9 @@ class BaseRanker(ABC):
             return trivial
         usage = Usage()
         t0 = time.perf_counter()
-        order, scores = self._rank_sync(query, cands, usage)
+        order, scores, *rel = self._rank_sync(query, cands, usage)
         usage.wall_time = time.perf_counter() - t0
-        return finish_ranking(order, scores, len(cands), k, usage)
+        return finish_ranking(order, scores, len(cands), k, usage, rel[0] if rel else None)
 
     async def arank(
         self, query: str, candidates: Sequence[CandidateLike], top_n: int | None = None
@@ -92,9 +104,9 @@ class BaseRanker(ABC):
             return trivial
         usage = Usage()
         t0 = time.perf_counter()
-        order, scores = await self._rank_async(query, cands, usage)
+        order, scores, *rel = await self._rank_async(query, cands, usage)
         usage.wall_time = time.perf_counter() - t0
-        return finish_ranking(order, scores, len(cands), k, usage)
+        return finish_ranking(order, scores, len(cands), k, usage, rel[0] if rel else None)
 
     @abstractmethod
     def _rank_sync(self, query: str, cands: list[Candidate], usage: Usage) -> Result: ...

@@ -25,6 +25,7 @@ from .._errors import LLMError, ParseError, RankingFailedError
 from .._plan import Plan
 from .._protocols import WindowParse, WindowPrompt
 from .._ranker import PlanRanker
+from .._relevance import judged, judges_relevance, positional
 from .._types import Candidate, Usage
 from ..llm._adapt import as_backend
 from ..llm._base import Completion
@@ -98,6 +99,11 @@ class ListwiseRanker(PlanRanker):
     Scores are positional: the candidate at rank ``r`` (0-based) of ``n`` gets
     ``1 - r / n``. They encode the position only, not a calibrated relevance: do not
     threshold them or compare them across queries.
+
+    ``Ranking.relevance`` (see :mod:`rerank_rag._relevance`): with the relevant-only
+    prompt, >= 0.5 for the candidates the last window that saw them listed, < 0.5 for
+    those it left out (never judged: < 0.5); with full-permutation prompts (RankGPT,
+    first-token) it is positional, so a threshold there is only a rank cut.
     """
 
     def __init__(
@@ -170,9 +176,12 @@ class ListwiseRanker(PlanRanker):
             return [(0, n)] if n >= 2 else []
         return [(a, b) for a, b in window_spans(n, self.window_size, self.step) if b - a >= 2]
 
-    def _read(self, outcome: Completion | LLMError, m: int, usage: Usage) -> list[int]:
-        """The new order of a window of ``m`` positions (previous order on failure)."""
-        identity = list(range(m))
+    def _read(
+        self, outcome: Completion | LLMError, m: int, usage: Usage
+    ) -> tuple[list[int], int | None]:
+        """The new order of a window of ``m`` positions (previous order on failure) and
+        how many of them the answer listed (``None``: no usable answer, no judgment)."""
+        identity = list(range(m)), None
         if isinstance(outcome, LLMError):
             if self.strict:
                 raise RankingFailedError(
@@ -208,7 +217,7 @@ class ListwiseRanker(PlanRanker):
             return identity
         if repaired:
             usage.parse_repairs += 1
-        return WindowParse(listed=tuple(listed)).full_order(m)
+        return WindowParse(listed=tuple(listed)).full_order(m), len(listed)
 
     def _plan(
         self, query: str, cands: list[Candidate], usage: Usage
@@ -217,12 +226,17 @@ class ListwiseRanker(PlanRanker):
         texts = [c.text for c in cands]
         order = list(range(n))  # order[r] = input index at rank r
         spans = self.spans(n)
+        verdict: dict[int, bool] = {}  # input index -> listed by the last window that judged it
         for _ in range(self.passes):
             for start, end in spans:
                 window = order[start:end]
                 request = self.prompt.build(query, [texts[i] for i in window])
                 (outcome,) = yield [request]
-                new = self._read(outcome, len(window), usage)
+                new, n_listed = self._read(outcome, len(window), usage)
                 order[start:end] = [window[j] for j in new]
+                if n_listed is not None:
+                    verdict.update((window[j], r < n_listed) for r, j in enumerate(new))
         scores = [1.0 - r / n for r in range(n)]
-        return order, scores
+        if not judges_relevance(self.prompt):
+            return order, scores, positional(n)
+        return order, scores, judged(order, {i for i, listed in verdict.items() if listed})

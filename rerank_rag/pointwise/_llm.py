@@ -16,6 +16,7 @@ from typing import Any
 from .._errors import LLMError, ParseError, RankingFailedError
 from .._plan import Outcome, Plan
 from .._ranker import PlanRanker, Result
+from .._relevance import from_log_odds
 from .._text import truncate_tokens
 from .._types import Candidate, Usage
 from ..llm._base import Completion, LLMRequest
@@ -97,6 +98,9 @@ class LLMPointwiseRanker(PlanRanker):
       their input order), counted in ``usage.fallbacks`` (the call also counts in
       ``usage.failed_calls``); ``strict=True`` raises
       :class:`~rerank_rag.RankingFailedError` instead.
+
+    **Relevance** (``Ranking.relevance``): P(yes) = ``sigmoid(score)`` (0.73 / 0.27
+    for a text Yes / No, 0.5 for an unreadable answer), 0 for a failed call.
 
     Log-odds and the ±1 text scores are on different scales: mixing them only happens
     when a backend returns log-probabilities for some calls and not others.
@@ -187,5 +191,5 @@ class LLMPointwiseRanker(PlanRanker):
         low = (min(ok) - 1.0) if ok else 0.0
         scores = [low if s is None else s for s in raw]
         order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
-        return order, [scores[i] for i in order]
+        return order, [scores[i] for i in order], from_log_odds([raw[i] for i in order])
 
