@@ -44,6 +44,7 @@ __all__ = [
     "RANKERS",
     "build_mcp_server",
     "ray_deployment",
+    "BackgroundServer",
 ]
 
 _LAZY = {
@@ -52,6 +53,7 @@ _LAZY = {
     "RANKERS": ("rerank_rag.serve._pipelines", "RANKERS"),
     "build_mcp_server": ("rerank_rag.serve._mcp", "build_mcp_server"),
     "ray_deployment": ("rerank_rag.serve._ray", "deployment"),
+    "BackgroundServer": ("rerank_rag.serve._background", "BackgroundServer"),
 }
 
 
