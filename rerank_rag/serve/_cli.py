@@ -78,8 +78,6 @@ def build_config(args: argparse.Namespace) -> ServeConfig:
         kw["mcp"] = True
     if args.default_model:
         kw["default_model"] = args.default_model
-    elif args.pipeline and not args.config:
-        kw["default_model"] = cfg.default_model
     limits = {
         name: getattr(args, name)
         for name in ("max_in_flight", "max_documents", "max_body_bytes", "max_query_chars",

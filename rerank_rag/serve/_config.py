@@ -232,7 +232,7 @@ class ServeConfig:
 
     host: str = "127.0.0.1"
     port: int = 8000
-    default_model: str = "minilm"
+    default_model: str | None = None  # None: the first pipeline
     pipelines: Mapping[str, PipelineSpec] = field(default_factory=dict)
     limits: Limits = field(default_factory=Limits)
     api_keys_env: str | None = "RERANK_RAG_API_KEYS"
@@ -244,6 +244,8 @@ class ServeConfig:
         _pos_int("port", self.port, 0)
         if not self.pipelines:
             raise ConfigError("no pipeline configured")
+        if self.default_model is None:
+            object.__setattr__(self, "default_model", next(iter(self.pipelines)))
         if self.default_model not in self.pipelines:
             raise ConfigError(
                 f"default_model {self.default_model!r} is not a configured pipeline "
@@ -271,8 +273,6 @@ class ServeConfig:
             kw["pipelines"] = {str(n): PipelineSpec.from_dict(str(n), p) for n, p in pipes.items()}
         else:
             kw["pipelines"] = dict(default_config().pipelines)
-        if "default_model" not in kw and kw["pipelines"]:
-            kw["default_model"] = next(iter(kw["pipelines"]))
         kw["limits"] = Limits.from_dict(kw.get("limits") or {})
         return cls(**kw)
 
