@@ -128,6 +128,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.print_config:
             print(json.dumps(cfg.to_dict(), indent=2))
             return 0
+        from ._pipelines import Pipeline
+
+        for spec in cfg.pipelines.values():  # fail fast: unknown ranker, unset key variable
+            Pipeline(spec).check()
         if args.stdio:
             import asyncio
 

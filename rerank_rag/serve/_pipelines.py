@@ -107,6 +107,11 @@ class Pipeline:
 
     # -- lifecycle ---------------------------------------------------------------------
 
+    def check(self) -> None:
+        """Fail fast on what would fail at startup: an unset API-key variable."""
+        if self.spec.llm is not None:
+            self.spec.llm.api_key()
+
     def _make_llm(self) -> Any:
         llm = self.spec.llm
         assert llm is not None
@@ -148,6 +153,11 @@ class Pipeline:
                 return
         self.ranker = self._build_ranker(self._llm)
         warm = getattr(self.ranker, "warm_up", None)
+        if not callable(getattr(self.ranker, "arank", None)):
+            raise ConfigError(
+                f"pipeline {self.name!r}: {type(self.ranker).__name__} has no arank(query, "
+                "documents, top_n) method (see rerank_rag.Ranker)"
+            )
         if callable(warm):
             warm()
 
