@@ -10,8 +10,10 @@ fails every call. Clients: the ``cohere`` SDK's ``ClientV2``, LangChain's
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
+from dataclasses import replace
 
 import httpx
 import pytest
@@ -66,7 +68,7 @@ def srv():
         pipelines={
             "minilm": PipelineSpec("minilm", "minilm"),
             "jointrank": PipelineSpec("jointrank", "jointrank", {"block_size": 4, "replicas": 2}, llm(judge)),
-            "yesno": PipelineSpec("yesno", "llm-pointwise", {}, llm(judge)),
+            "yesno": PipelineSpec("yesno", "llm-pointwise", {}, replace(llm(judge), cache=True)),
             "down": PipelineSpec("down", "jointrank", {"block_size": 4, "max_block_retries": 0}, llm(down)),
             "down-fallback": PipelineSpec(
                 "down-fallback", "jointrank", {"block_size": 4, "max_block_retries": 0}, llm(down),
@@ -80,8 +82,10 @@ def srv():
             max_tokens_per_doc=128, request_timeout=1.5,
         ),
         api_keys_env=KEYS_ENV,
+        cache={"kind": "memory"},
     )
     server = BackgroundServer(cfg).start()
+    server.judge = judge
     try:
         yield server
     finally:
@@ -330,3 +334,27 @@ def test_llm_failing_every_call_is_a_clear_error_not_a_silent_order(client):
 def test_request_deadline(client):
     r = client.post("/rerank", json={"model": "slow", "query": QUERY, "documents": DOCS[:3]})
     assert r.status_code == 504 and "1.5 s" in r.json()["message"]
+
+
+def test_shared_response_cache(srv, client):
+    docs = [f"volcano note {i} on the slopes of Etna" for i in range(3)] + ["unrelated bakery news"]
+    body = {"model": "yesno", "query": "where do volcano notes come from?", "documents": docs}
+    before = len(srv.judge.requests)
+    first = client.post("/rerank", json=body).json()
+    mid = len(srv.judge.requests)
+    second = client.post("/rerank", json=body).json()
+    assert mid - before == len(docs) and len(srv.judge.requests) == mid  # all hits
+    assert first["results"] == second["results"]
+    assert re.search(r'rerank_rag_cache_hits_total\{model="yesno"\} [1-9]', client.get("/metrics").text)
+
+
+def test_document_text_and_keys_are_never_logged(client, caplog):
+    secret_doc = "zq-unique-document-text-93871 about a volcano"
+    with caplog.at_level(logging.DEBUG):
+        for model in ("minilm", "jointrank", "down", "down-fallback"):
+            client.post("/rerank", json={"model": model, "query": "volcano?", "documents": [secret_doc, "other"]})
+        client.post("/rerank", json={"query": "volcano?", "documents": [secret_doc, 5]})
+    text = caplog.text + "".join(str(r.args) for r in caplog.records)
+    assert caplog.records  # the failing pipelines did log
+    assert "zq-unique-document-text-93871" not in text
+    assert KEY not in text

@@ -161,6 +161,11 @@ def test_config_files_and_flags(tmp_path, monkeypatch):
     cfg2 = build_config(args)
     assert cfg2.port == 9100 and cfg2.limits.max_documents == 7 and cfg2.limits.max_in_flight == 3
     assert cfg2.pipelines["yn"].options == {"top_logprobs": 5} and cfg2.pipelines["yn"].llm.model == "x"
+    # uvicorn workers rebuild the same config from the environment
+    from rerank_rag.serve._cli import CONFIG_ENV, app_from_env
+
+    monkeypatch.setenv(CONFIG_ENV, json.dumps(cfg2.to_dict()))
+    assert app_from_env().state.service.config == cfg2
     # the defaults run offline and bind loopback
     d = default_config()
     assert d.host == "127.0.0.1" and d.default_model == "minilm" and d.pipelines["minilm"].llm is None

@@ -238,7 +238,6 @@ class ServeConfig:
     api_keys_env: str | None = "RERANK_RAG_API_KEYS"
     cache: Mapping[str, Any] | None = None
     mcp: bool = False
-    log_documents: bool = False
 
     def __post_init__(self) -> None:
         _pos_int("port", self.port, 0)
@@ -287,7 +286,6 @@ class ServeConfig:
             "api_keys_env": self.api_keys_env,
             "cache": dict(self.cache) if self.cache is not None else None,
             "mcp": self.mcp,
-            "log_documents": self.log_documents,
         }
 
     def with_overrides(self, **kw: Any) -> ServeConfig:
