@@ -16,7 +16,8 @@ Routes:
 * ``/mcp``: the MCP endpoint (streamable HTTP) when ``config.mcp`` is true.
 """
 
-
+# No ``from __future__ import annotations`` here: FastAPI reads the annotations of the
+# route functions defined inside create_app (``request: Request``) at definition time.
 
 import contextlib
 import json
@@ -26,9 +27,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from .._errors import require
-from ._config import ServeConfig
-from ._limits import ApiError, Guard, error_body
-from ._schemas import (
+
+require("fastapi", "serve", feature="rerank-rag serve")
+
+from ._config import ServeConfig  # noqa: E402
+from ._limits import ApiError, Guard, error_body  # noqa: E402
+from ._schemas import (  # noqa: E402
     CohereV2RerankRequest,
     CohereV2RerankResponse,
     JinaRerankRequest,
@@ -41,7 +45,7 @@ from ._schemas import (
     parse,
     tei_response,
 )
-from ._service import RerankService
+from ._service import RerankService  # noqa: E402
 
 __all__ = ["create_app"]
 
@@ -71,9 +75,8 @@ _EXAMPLE = {
 
 def create_app(config: ServeConfig | None = None, *, service: RerankService | None = None) -> Any:
     """A FastAPI app serving ``config`` (default: :func:`default_config`)."""
-    require("fastapi", "serve", feature="rerank-rag serve")
     from fastapi import FastAPI, Request
-    from fastapi.responses import JSONResponse, Response
+    from fastapi.responses import Response
 
     from ._config import default_config
 

@@ -19,12 +19,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
-
 from .._errors import require
-from .._text import count_tokens
-from ._limits import ApiError
-from ._service import RerankService
+
+require("mcp", "mcp", feature="the rerank-rag MCP server")
+
+from pydantic import BaseModel, Field  # noqa: E402
+
+from .._text import count_tokens  # noqa: E402
+from ._limits import ApiError  # noqa: E402
+from ._service import RerankService  # noqa: E402
 
 __all__ = ["build_mcp_server", "run_stdio", "RankedItem", "RerankToolResult", "PruneToolResult"]
 
@@ -64,7 +67,6 @@ def _tool_error(exc: ApiError) -> Exception:
 
 def build_mcp_server(service: RerankService) -> Any:
     """An ``MCPServer`` with the ``rerank`` and ``prune`` tools over ``service``."""
-    require("mcp", "mcp", feature="the rerank-rag MCP server")
     from mcp.server.mcpserver import MCPServer
 
     from .. import __version__
