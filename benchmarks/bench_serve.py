@@ -48,6 +48,10 @@ def _q(xs: list[float], q: float) -> float:
     return s[min(len(s) - 1, int(q * len(s)))]
 
 
+def _counter(text: str, name: str) -> float:
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{"))
+
+
 def _rss_mb() -> float:
     with open("/proc/self/status") as fh:
         for line in fh:
@@ -56,58 +60,62 @@ def _rss_mb() -> float:
     return float("nan")
 
 
-def overhead(calls: int, sizes: tuple[int, ...]) -> dict[str, Any]:
+def overhead(calls: int, sizes: tuple[int, ...], rankers: tuple[str, ...]) -> dict[str, Any]:
     import httpx
 
-    from rerank_rag.pointwise import MiniLMScorer, PointwiseRanker
+    from rerank_rag.pointwise import BM25Scorer, MiniLMScorer, PointwiseRanker
     from rerank_rag.serve import BackgroundServer, PipelineSpec, ServeConfig
 
     query = "Which volcano on the coast of Sicily is active?"
-    cfg = ServeConfig(pipelines={"minilm": PipelineSpec("minilm", "minilm")}, api_keys_env=None)
-    direct = PointwiseRanker(MiniLMScorer())
-    direct.warm_up()
+    cfg = ServeConfig(
+        pipelines={name: PipelineSpec(name, name) for name in rankers}, api_keys_env=None
+    )
+    scorers = {"minilm": MiniLMScorer, "bm25": BM25Scorer}
     loop = asyncio.new_event_loop()
     out: dict[str, Any] = {}
     with BackgroundServer(cfg) as srv, httpx.Client(base_url=srv.url, timeout=60) as client:
-        for n in sizes:
-            docs = _docs(n)
-            body = {"model": "minilm", "query": query, "documents": docs}
-            for _ in range(5):  # warm both paths
-                loop.run_until_complete(direct.arank(query, docs))
-                client.post("/v1/rerank", json=body).raise_for_status()
-            t_direct: list[float] = []
-            t_http: list[float] = []
-            c_direct: list[float] = []
-            c_http: list[float] = []
-            for _ in range(calls):
-                t0, c0 = time.perf_counter(), time.process_time()
-                loop.run_until_complete(direct.arank(query, docs))
-                t_direct.append(time.perf_counter() - t0)
-                c_direct.append(time.process_time() - c0)
-                t0, c0 = time.perf_counter(), time.process_time()
-                r = client.post("/v1/rerank", json=body)
-                t_http.append(time.perf_counter() - t0)
-                c_http.append(time.process_time() - c0)
-                r.raise_for_status()
-            d50, h50 = statistics.median(t_direct), statistics.median(t_http)
-            paired = statistics.median(h - d for h, d in zip(t_http, t_direct))
-            cpu = statistics.median(h - d for h, d in zip(c_http, c_direct))
-            out[f"{n}_docs"] = {
-                "calls": calls,
-                "direct_p50_ms": round(d50 * 1000, 2),
-                "http_p50_ms": round(h50 * 1000, 2),
-                "http_over_direct_p50": round(h50 / d50, 3),
-                # median of the per-pair differences (each HTTP call vs the direct call
-                # just before it): robust to drift on a busy machine
-                "overhead_p50_ms": round(paired * 1000, 2),
-                "overhead_p90_ms": round(_q([h - d for h, d in zip(t_http, t_direct)], 0.9) * 1000, 2),
-                # CPU time of this process (client + server + model threads), per pair:
-                # what the service costs in CPU, insensitive to waiting for a core
-                "overhead_cpu_p50_ms": round(cpu * 1000, 2),
-                "target_p50_ms": 3.0,
-                "meets_target": paired * 1000 <= 3.0,
-            }
-            print(f"overhead, {n} docs: {json.dumps(out[f'{n}_docs'])}", flush=True)
+        for name in rankers:
+            direct = PointwiseRanker(scorers[name]())
+            direct.warm_up()
+            for n in sizes:
+                docs = _docs(n)
+                body = {"model": name, "query": query, "documents": docs}
+                for _ in range(5):  # warm both paths
+                    loop.run_until_complete(direct.arank(query, docs))
+                    client.post("/v1/rerank", json=body).raise_for_status()
+                t_direct: list[float] = []
+                t_http: list[float] = []
+                c_direct: list[float] = []
+                c_http: list[float] = []
+                for _ in range(calls):
+                    t0, c0 = time.perf_counter(), time.process_time()
+                    loop.run_until_complete(direct.arank(query, docs))
+                    t_direct.append(time.perf_counter() - t0)
+                    c_direct.append(time.process_time() - c0)
+                    t0, c0 = time.perf_counter(), time.process_time()
+                    r = client.post("/v1/rerank", json=body)
+                    t_http.append(time.perf_counter() - t0)
+                    c_http.append(time.process_time() - c0)
+                    r.raise_for_status()
+                d50, h50 = statistics.median(t_direct), statistics.median(t_http)
+                paired = statistics.median(h - d for h, d in zip(t_http, t_direct))
+                cpu = statistics.median(h - d for h, d in zip(c_http, c_direct))
+                out[f"{name}_{n}_docs"] = {
+                    "calls": calls,
+                    "direct_p50_ms": round(d50 * 1000, 2),
+                    "http_p50_ms": round(h50 * 1000, 2),
+                    "http_over_direct_p50": round(h50 / d50, 3),
+                    # median of the per-pair differences (each HTTP call vs the direct call
+                    # just before it): robust to drift on a busy machine
+                    "overhead_p50_ms": round(paired * 1000, 2),
+                    "overhead_p90_ms": round(_q([h - d for h, d in zip(t_http, t_direct)], 0.9) * 1000, 2),
+                    # CPU time of this process (client + server + model threads), per pair:
+                    # what the service costs in CPU, insensitive to waiting for a core
+                    "overhead_cpu_p50_ms": round(cpu * 1000, 2),
+                    "target_p50_ms": 3.0,
+                    "meets_target": paired * 1000 <= 3.0,
+                }
+                print(f"overhead, {name}, {n} docs: {json.dumps(out[f'{name}_{n}_docs'])}", flush=True)
     loop.close()
     return out
 
@@ -128,7 +136,7 @@ def burst(n: int, cap: int, docs_per_request: int) -> dict[str, Any]:
             pipelines={
                 "jr": PipelineSpec(
                     "jr", "jointrank", {"block_size": 10, "replicas": 2},
-                    LLMSpec(base_url=sim.base_url, model=sim.model, max_concurrency=64, max_retries=0),
+                    LLMSpec(base_url=sim.base_url, model=sim.model, max_concurrency=64, max_retries=2),
                 )
             },
             limits=Limits(max_in_flight=cap, request_timeout=60.0),
@@ -155,6 +163,9 @@ def burst(n: int, cap: int, docs_per_request: int) -> dict[str, Any]:
             wall = time.perf_counter() - t0
             rss1 = _rss_mb()
             stats = sim.stats
+            metrics = httpx.get(f"{srv.url}/metrics").text
+    failed = _counter(metrics, "rerank_rag_llm_failed_calls_total")
+    fallbacks = _counter(metrics, "rerank_rag_fallbacks_total")
     codes: dict[str, int] = {}
     for code, _ in results:
         codes[str(code)] = codes.get(str(code), 0) + 1
@@ -174,6 +185,8 @@ def burst(n: int, cap: int, docs_per_request: int) -> dict[str, Any]:
         "rss_before_mb": round(rss0, 1),
         "rss_growth_mb": round(rss1 - rss0, 1),
         "llm_requests": stats.get("requests"),
+        "llm_failed_calls": failed,
+        "llm_fallbacks": fallbacks,
         "llm_peak_concurrency": stats.get("peak_concurrency"),
     }
     print(f"burst: {json.dumps(out)}", flush=True)
@@ -184,6 +197,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--calls", type=int, default=200, help="calls per size for the overhead part")
     ap.add_argument("--sizes", default="20,100")
+    ap.add_argument(
+        "--rankers", default="minilm,bm25",
+        help="pipelines for the overhead part (bm25: a cheap ranker, so the service's own cost "
+        "is not buried in model-time noise)",
+    )
     ap.add_argument("--burst", type=int, default=500, help="concurrent requests (0: skip)")
     ap.add_argument("--cap", type=int, default=64, help="max_in_flight for the burst")
     ap.add_argument("--burst-docs", type=int, default=20)
@@ -193,7 +211,9 @@ def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     report: dict[str, Any] = {"cpus": os.cpu_count(), "loadavg_at_start": os.getloadavg()}
     if not args.skip_overhead:
-        report["overhead"] = overhead(args.calls, tuple(int(s) for s in args.sizes.split(",")))
+        report["overhead"] = overhead(
+            args.calls, tuple(int(s) for s in args.sizes.split(",")), tuple(args.rankers.split(","))
+        )
     if args.burst:
         report["burst"] = burst(args.burst, args.cap, args.burst_docs)
     report["loadavg_at_end"] = os.getloadavg()

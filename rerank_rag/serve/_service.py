@@ -79,6 +79,7 @@ class RerankService:
             name: Pipeline(spec, cache=self._cache) for name, spec in config.pipelines.items()
         }
         self.started = False
+        self._warned: set[str] = set()
 
     async def start(self) -> None:
         for p in self.pipelines.values():
@@ -238,7 +239,10 @@ class RerankService:
             f"{u.failed_calls} of {u.llm_calls} LLM call(s) failed; {u.fallbacks} "
             "window(s)/block(s) fell back to the previous order"
         )
-        log.warning("pipeline %s: %s", pipeline.name, msg)
+        # WARNING the first time per pipeline, DEBUG after (the metrics count every one)
+        level = logging.DEBUG if pipeline.name in self._warned else logging.WARNING
+        self._warned.add(pipeline.name)
+        log.log(level, "pipeline %s: %s (further ones at DEBUG; see /metrics)", pipeline.name, msg)
         if every_call_failed and pipeline.spec.on_failure == "error":
             raise ApiError(
                 503, f"pipeline {pipeline.name!r}: the LLM backend failed on every call "
