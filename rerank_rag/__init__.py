@@ -16,6 +16,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._errors import (
+    CacheError,
     LLMConfigurationError,
     LLMConnectionError,
     LLMError,
@@ -86,6 +87,7 @@ __all__ = [
     "WindowParse",
     "WindowPrompt",
     "as_candidates",
+    "CacheError",
     "LLMConfigurationError",
     "LLMConnectionError",
     "LLMError",

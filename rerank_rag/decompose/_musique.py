@@ -374,7 +374,7 @@ def evaluate_musique(
         dec = decomposer
         dec_desc = type(decomposer).__name__
 
-    pipe = DecomposeRetrieveRerank(retriever, ranker, decomposer=dec, k=k, top_k=top_k, merge=merge)
+    pipe = DecomposeRetrieveRerank(retriever, ranker, decomposer=dec, k=k, top_n=top_k, merge=merge)
     embedder_obj = getattr(ranker, "scorer", None)
     cached_scorer = embedder_obj if isinstance(embedder_obj, _CachedEmbeddingScorer) else None
     embedded0 = cached_scorer.embedded if cached_scorer else 0
