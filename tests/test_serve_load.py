@@ -54,7 +54,7 @@ def test_burst_above_the_in_flight_cap():
                     return await asyncio.gather(*(c.post("/rerank", json=body) for _ in range(n)))
 
             before = _rss_mb()
-            responses = asyncio.run(asyncio.wait_for(burst(120), 60))  # none hangs
+            responses = asyncio.run(asyncio.wait_for(burst(60), 60))  # none hangs
             grew = _rss_mb() - before
             codes = [r.status_code for r in responses]
             assert set(codes) <= {200, 429}, codes

@@ -121,6 +121,10 @@ def create_app(config: ServeConfig | None = None, *, service: RerankService | No
             headers=headers,
         )
 
+    def timing(res: Any) -> dict[str, str]:
+        # W3C Server-Timing: how long the ranker itself took (the rest is service time)
+        return {"Server-Timing": f"rank;dur={res.usage.wall_time * 1000:.3f}"}
+
     def fail(exc: ApiError, route: str, model: str, t0: float, *, tei: bool = False) -> Any:
         service.metrics.observe(route, model, exc.status, time.perf_counter() - t0)
         if exc.status >= 500:
@@ -165,7 +169,7 @@ def create_app(config: ServeConfig | None = None, *, service: RerankService | No
         except ApiError as exc:
             return fail(exc, route, label, t0, tei=tei)
         service.metrics.observe(route, res.model, 200, time.perf_counter() - t0)
-        return json_response(payload)
+        return json_response(payload, headers=timing(res))
 
     responses = {200: {"model": JinaRerankResponse}, 422: {"description": "invalid request"}}
 
@@ -199,7 +203,7 @@ def create_app(config: ServeConfig | None = None, *, service: RerankService | No
         except ApiError as exc:
             return fail(exc, "/v2/rerank", label, t0)
         service.metrics.observe("/v2/rerank", res.model, 200, time.perf_counter() - t0)
-        return json_response(cohere_v2_response(res))
+        return json_response(cohere_v2_response(res), headers=timing(res))
 
     # The TEI shape, documented for the OpenAPI page (served by POST /rerank).
     app.openapi_tags = [{"name": "TEI", "description": "POST /rerank with {query, texts}: "
