@@ -228,6 +228,7 @@ def test_jina_shape_documents_as_objects_and_return_documents(client):
     assert data["model"] == "minilm"  # no model: the default pipeline
     assert [x["document"]["text"] for x in data["results"]] == [DOCS[x["index"]] for x in data["results"]]
     assert len(data["results"]) == 2
+    assert r.headers["server-timing"].startswith("rank;dur=")  # the ranker's own time
     empty_model = client.post("/rerank", json={"model": "", "query": QUERY, "documents": DOCS[:2]})
     assert empty_model.json()["model"] == "minilm"
 
