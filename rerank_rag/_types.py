@@ -181,6 +181,8 @@ class Usage:
         resends: requests a ranker sent again because the answer was unusable (JointRank
             block retries; they are also counted in ``llm_calls``). Errors the backend
             already retried (429, 5xx, timeouts) are never re-sent by a ranker.
+        kept: results kept by a dynamic cut-off
+            (:class:`~rerank_rag.compose.DynamicCutoff`); 0 when no cut-off ran.
 
     Requests that reached the backend in all: ``llm_calls + retries``.
     """
@@ -196,6 +198,7 @@ class Usage:
     failed_calls: int = 0
     parse_repairs: int = 0
     resends: int = 0
+    kept: int = 0
 
     @property
     def total_tokens(self) -> int:

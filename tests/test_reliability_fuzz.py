@@ -306,10 +306,18 @@ def test_adversarial_megabyte_answers_parse_in_well_under_a_second(name):
     assert len(text) >= _MB
     worst = 0.0
     for prompt in (RankGPTPrompt(), RelevantOnlyPrompt(id_style="alpha")):
-        t0 = time.process_time()  # CPU time: other processes on the machine do not count
-        parsed = prompt.parse(Completion(text=text), 20)
-        worst = max(worst, time.process_time() - t0)
-        _check_parse(parsed, 20)
+        # CPU time, best of 3: other processes do not count, and a burst of contention on
+        # a shared 2-core machine (seen: 16x) cannot fail a linear parser. A quadratic one
+        # takes minutes here, so the bound still catches it by orders of magnitude.
+        best = float("inf")
+        for _ in range(3):
+            t0 = time.process_time()
+            parsed = prompt.parse(Completion(text=text), 20)
+            best = min(best, time.process_time() - t0)
+            _check_parse(parsed, 20)
+            if best < 0.5:
+                break
+        worst = max(worst, best)
     assert worst < 0.5, f"{name}: {worst:.2f} s of CPU for a 1 MB answer"
 
 

@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .._errors import ParseError
+from .._evidence import with_evidence
 from .._protocols import WindowParse, WindowPrompt
 from .._text import prepare_passage, truncate_tokens
 from ..llm._base import Completion, LLMRequest
@@ -104,6 +105,8 @@ class _TextPrompt:
     name = "text"
     #: whether the prompt asks for every id (missing ids then count as a repair)
     expect_all = True
+    #: renders a first-stage note attached by FirstStageEvidence (InsertRank)
+    renders_evidence = True
 
     def __init__(
         self,
@@ -138,7 +141,8 @@ class _TextPrompt:
         return 4 * n + 16
 
     def _texts(self, passages: Sequence[str]) -> list[str]:
-        return [prepare_passage(p, self.max_passage_tokens) for p in passages]
+        # a first-stage note attached by FirstStageEvidence (InsertRank) follows the text
+        return [with_evidence(prepare_passage(p, self.max_passage_tokens), p) for p in passages]
 
     def parse(self, completion: Completion, n: int, *, strict: bool = False) -> WindowParse:
         """Read the ids from ``completion.text`` (see :func:`parse_permutation`)."""
@@ -292,6 +296,7 @@ class FirstTokenPrompt:
     """
 
     name = "first-token"
+    renders_evidence = True
 
     def __init__(
         self,
@@ -338,7 +343,8 @@ class FirstTokenPrompt:
             "",
             "PASSAGES:",
         ]
-        for i, text in enumerate(prepare_passage(p, self.max_passage_tokens) for p in passages):
+        for i, p in enumerate(passages):
+            text = with_evidence(prepare_passage(p, self.max_passage_tokens), p)
             lines.append(f"[{_label(i, alpha)}] {text}")
         lines += [
             "",
