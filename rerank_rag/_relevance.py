@@ -47,6 +47,7 @@ __all__ = [
     "from_cosine",
     "from_probability",
     "judges_relevance",
+    "scorer_judges_relevance",
     "scorer_relevance",
 ]
 
@@ -162,6 +163,18 @@ def judges_relevance(prompt: Any) -> bool:
     if isinstance(explicit, bool):
         return explicit
     return getattr(prompt, "expect_all", True) is False
+
+
+def scorer_judges_relevance(scorer: Any) -> bool:
+    """Whether :func:`scorer_relevance` is calibrated for ``scorer`` (its own
+    ``relevance`` method, a bundled embedding or cross-encoder scorer) rather than
+    positional."""
+    if callable(getattr(scorer, "relevance", None)):
+        return True
+    from .pointwise._minilm import MiniLMScorer
+    from .pointwise._sentence_transformers import BiEncoderScorer, CrossEncoderScorer
+
+    return isinstance(scorer, (MiniLMScorer, BiEncoderScorer, CrossEncoderScorer))
 
 
 def scorer_relevance(scorer: Any, ordered_scores: Sequence[float]) -> list[float]:

@@ -269,3 +269,22 @@ def test_minilm_cosine_threshold_separates_an_answer_from_unrelated_text(minilm)
     r = PointwiseRanker(minilm).rank("which volcano in Sicily erupts often?", docs)
     _check_contract(r)
     assert _kept(r) == {1}
+
+
+def test_rankers_say_whether_their_relevance_is_a_judgment():
+    from rerank_rag.compose import DynamicCutoff
+
+    llm = FakeLLM(_relevant_only_judge)
+    assert ListwiseRanker(llm, prompt="relevant-only").judges_relevance
+    assert not ListwiseRanker(llm, prompt="rankgpt").judges_relevance
+    assert JointRanker(llm).judges_relevance
+    assert not JointRanker(llm, prompt="rankgpt").judges_relevance
+    assert not JointRanker(BM25Scorer()).judges_relevance
+    assert LLMPointwiseRanker(llm).judges_relevance
+    assert not PointwiseRanker(BM25Scorer()).judges_relevance
+    # the dynamic cut-off refuses a positional relevance instead of keeping half the list
+    with pytest.raises(ValueError, match="does not judge relevance"):
+        DynamicCutoff(ListwiseRanker(llm, prompt="rankgpt"))
+    docs = _corpus(12, {2, 9})
+    kept = DynamicCutoff(JointRanker(llm, block_size=4, replicas=2), floor=0).rank(TOPIC, docs)
+    assert set(kept.order) == {2, 9}

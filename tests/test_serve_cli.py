@@ -201,3 +201,14 @@ def test_cli_reports_config_errors(tmp_path):
         env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")]))},
     )  # fmt: skip
     assert out.returncode == 2 and "max_in_flight" in out.stderr
+
+
+def test_every_bundled_llm_ranker_builds_as_a_pipeline():
+    from rerank_rag import FakeLLM
+    from rerank_rag.serve import RANKERS
+
+    for name, (needs_llm, build) in RANKERS.items():
+        if needs_llm:
+            ranker = build({}, FakeLLM(lambda m: "[1]"))
+            assert callable(ranker.arank), name
+    assert {"jointrank", "listwise", "llm-pointwise", "setwise", "tdpart"} <= set(RANKERS)

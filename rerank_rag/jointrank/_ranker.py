@@ -14,7 +14,7 @@ from .._errors import LLMError, ParseError, RankingFailedError
 from .._plan import Plan
 from .._protocols import Scorer, WindowParse, WindowPrompt
 from .._ranker import PlanRanker, Result, raise_if_permanent
-from .._relevance import judged, judges_relevance, positional
+from .._relevance import judged, judges_relevance as prompt_judges_relevance, positional
 from .._types import Candidate, Usage, check_int
 from ..llm._base import Completion, LLMRequest
 from ._aggregators import Aggregator, get_aggregator, order_from_scores
@@ -305,10 +305,15 @@ class JointRanker(PlanRanker):
         order, ordered = order_from_scores(scores)
         return order, ordered, self._relevance(n, order, results)
 
+    @property
+    def judges_relevance(self) -> bool:
+        """True for an LLM block ranker with the relevant-only prompt (the default)."""
+        return self.prompt is not None and prompt_judges_relevance(self.prompt)
+
     def _relevance(self, n: int, order: list[int], results: dict[int, _BlockResult]) -> list[float]:
         """Listed in more than half of its answered blocks -> >= 0.5 (relevant-only
         prompt); otherwise positional (see :mod:`rerank_rag._relevance`)."""
-        if self.prompt is None or not judges_relevance(self.prompt):
+        if not self.judges_relevance:
             return positional(n)
         listed, seen = [0] * n, [0] * n
         for block_order, n_listed in results.values():

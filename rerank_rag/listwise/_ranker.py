@@ -29,7 +29,7 @@ from .._errors import LLMError, ParseError, RankingFailedError
 from .._plan import Plan
 from .._protocols import WindowParse, WindowPrompt
 from .._ranker import PlanRanker, raise_if_permanent, warn_degraded
-from .._relevance import judged, judges_relevance, positional
+from .._relevance import judged, judges_relevance as prompt_judges_relevance, positional
 from .._types import Candidate, Usage, check_int
 from ..llm._adapt import as_backend
 from ..llm._base import Completion
@@ -181,6 +181,12 @@ class ListwiseRanker(PlanRanker):
             "llm": llm_config() if callable(llm_config) else None,
         }
 
+    @property
+    def judges_relevance(self) -> bool:
+        """True with a prompt whose omissions are judgments (relevant-only): then
+        ``Ranking.relevance`` >= 0.5 means "listed"; otherwise it is positional."""
+        return prompt_judges_relevance(self.prompt)
+
     def spans(self, n: int) -> list[tuple[int, int]]:
         """The windows one pass sends for ``n`` candidates, in call order.
 
@@ -271,6 +277,6 @@ class ListwiseRanker(PlanRanker):
             "their previous order",
         )
         scores = [1.0 - r / n for r in range(n)]
-        if not judges_relevance(self.prompt):
+        if not self.judges_relevance:
             return order, scores, positional(n)
         return order, scores, judged(order, {i for i, listed in verdict.items() if listed})

@@ -126,6 +126,9 @@ class LLMPointwiseRanker(PlanRanker):
             no truncation; default 256).
     """
 
+    #: ``Ranking.relevance`` is P(yes): a judgment, so a 0.5 threshold means something.
+    judges_relevance = True
+
     def __init__(
         self,
         llm: Any,

@@ -16,7 +16,7 @@ from typing import Any
 
 from .._protocols import Scorer
 from .._ranker import BaseRanker, Result
-from .._relevance import scorer_relevance
+from .._relevance import scorer_judges_relevance, scorer_relevance
 from .._types import Candidate, Ranking, Usage
 
 __all__ = ["PointwiseRanker", "LazyScorer", "check_scores"]
@@ -149,6 +149,12 @@ class PointwiseRanker(BaseRanker):
 
     def __repr__(self) -> str:
         return f"PointwiseRanker({self.scorer!r}, batch_size={self.batch_size})"
+
+    @property
+    def judges_relevance(self) -> bool:
+        """True when the scorer's relevance is calibrated (MiniLM, bi-/cross-encoder, a
+        scorer with its own ``relevance``); False when it is positional (BM25, ...)."""
+        return scorer_judges_relevance(self.scorer)
 
     def warm_up(self) -> None:
         """Load the scorer's model now (forwards to ``scorer.warm_up()`` when present)."""

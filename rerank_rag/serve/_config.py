@@ -22,7 +22,8 @@ default config runs offline (see :func:`default_config`)::
 
     [pipelines.jointrank]
     ranker = "jointrank"          # minilm, bm25, cross-encoder, bi-encoder, listwise,
-                                  # jointrank, llm-pointwise, or "package.module:factory"
+                                  # jointrank, llm-pointwise, pairwise, setwise,
+                                  # tournament, tdpart, or "package.module:factory"
     options = { block_size = 10, replicas = 3 }
     on_failure = "error"          # or "fallback"
     [pipelines.jointrank.llm]

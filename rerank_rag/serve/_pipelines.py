@@ -55,6 +55,10 @@ RANKERS: dict[str, tuple[bool, Callable[[Mapping[str, Any], Any], Any]]] = {
     "listwise": (True, _llm_pipeline("rerank_rag.listwise.ListwiseRanker")),
     "jointrank": (True, _llm_pipeline("rerank_rag.jointrank.JointRanker")),
     "llm-pointwise": (True, _llm_pipeline("rerank_rag.pointwise.LLMPointwiseRanker")),
+    "pairwise": (True, _llm_pipeline("rerank_rag.pairwise.PairwiseRanker")),
+    "setwise": (True, _llm_pipeline("rerank_rag.setwise.SetwiseRanker")),
+    "tournament": (True, _llm_pipeline("rerank_rag.tournament.TourRanker")),
+    "tdpart": (True, _llm_pipeline("rerank_rag.tdpart.TDPartRanker")),
 }
 
 _SCORER_CONCURRENCY = 2
