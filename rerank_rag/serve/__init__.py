@@ -27,8 +27,8 @@ from ._config import (
     ServeConfig,
     default_config,
     load_config,
-    parse_pipeline_flag,
 )
+from ._flags import parse_pipeline_flag
 
 __all__ = [
     "ConfigError",

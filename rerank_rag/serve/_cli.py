@@ -19,7 +19,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from .._errors import MissingDependencyError
-from ._config import ConfigError, ServeConfig, default_config, load_config, parse_pipeline_flag
+from ._config import ConfigError, ServeConfig, default_config, load_config
+from ._flags import parse_pipeline_flag
 
 __all__ = ["main", "build_config", "app_from_env"]
 
