@@ -46,11 +46,17 @@ class _Request(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
-class TextDocument(BaseModel):
-    """A document object; only ``text`` is read."""
+#: JSON schema of one document (for the OpenAPI page): a string or ``{"text": ...}``.
+_DOC_ITEMS = {
+    "anyOf": [
+        {"type": "string"},
+        {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]},
+    ]
+}
 
-    model_config = ConfigDict(extra="allow")
-    text: StrictStr
+
+def _docs_field(description: str) -> Any:
+    return Field(description=description, json_schema_extra={"items": _DOC_ITEMS})
 
 
 class JinaRerankRequest(_Request):
@@ -58,7 +64,7 @@ class JinaRerankRequest(_Request):
 
     model: StrictStr | None = Field(None, description="pipeline name; empty: the default")
     query: StrictStr
-    documents: list[Any] = Field(description="strings or {text} objects")
+    documents: list[Any] = _docs_field("strings or {text} objects")
     top_n: StrictInt | None = Field(None, description="results to return (>= 1); default all")
     return_documents: StrictBool = False
 
@@ -68,7 +74,7 @@ class CohereV2RerankRequest(_Request):
 
     model: StrictStr | None = None
     query: StrictStr
-    documents: list[Any] = Field(description="strings (or {text} objects)")
+    documents: list[Any] = _docs_field("strings (or {text} objects)")
     top_n: StrictInt | None = None
     max_tokens_per_doc: StrictInt | None = Field(
         None, description="per-document token budget (capped by the server's limit)"
@@ -80,7 +86,7 @@ class TEIRerankRequest(_Request):
 
     model: StrictStr | None = None
     query: StrictStr
-    texts: list[Any]
+    texts: list[Any] = _docs_field("strings")
     raw_scores: StrictBool = Field(False, description="score = the ranker's raw score")
     return_text: StrictBool = False
     truncate: StrictBool = Field(False, description="ignored: documents are always truncated")
