@@ -102,12 +102,13 @@ def test_sim_method_is_labelled_simulated_and_counts_llm_use(tmp_path, capsys):
     assert rc == 0
     report = json.loads(out.read_text())
     assert report["simulated"] is True and report["label"] == "simulated"
+    assert report["simulator_preset"] == "dl19" and report["llm"]["label"] == "simulated (preset dl19)"
     assert report["llm"]["kind"] == "sim" and report["llm"]["simulator"]["label"] == "simulated"
     assert report["usage"]["per_query"]["llm_calls"] == 3  # windows [4,8), [2,6), [0,4)
     assert report["usage"]["per_query"]["depth"] == 3 and report["usage"]["totals"]["total_tokens"] > 0
     assert report["llm"]["stats"]["requests"] == 9 and report["errors"] == 0
     text = capsys.readouterr().out
-    assert "SIMULATED" in text and "sliding (simulated)" in text
+    assert "SIMULATED" in text and "preset dl19" in text and "| sliding (simulated, preset dl19) |" in text
 
 
 def test_jointrank_through_the_cli(tmp_path):
@@ -154,19 +155,39 @@ def test_method_registry():
     assert ranker.rank("q", ["a", "b", "c"]).order == (0, 1, 2)
 
 
-def test_progress_bar():
-    buf = io.StringIO()
-    bar = Progress(4, label="x", stream=buf)  # not a TTY: disabled
-    bar.update(2)
-    bar.close()
-    assert buf.getvalue() == ""
+def test_progress_bar_on_a_terminal():
     buf = io.StringIO()
     bar = Progress(4, label="dl19", stream=buf, enabled=True)
     for _ in range(4):
         bar.update(1)
     bar.close()
     text = buf.getvalue()
-    assert "dl19 [" in text and "4/4" in text and text.endswith("\n")
+    assert "dl19 [" in text and "4/4" in text and text.endswith("\n") and "\r" in text
+    buf = io.StringIO()
+    quiet = Progress(4, stream=buf, enabled=False)
+    quiet.update(4)
+    quiet.close()
+    assert buf.getvalue() == ""
+
+
+def test_progress_logs_periodic_lines_when_not_a_terminal():
+    now = [0.0]
+    buf = io.StringIO()  # not a TTY
+    bar = Progress(10, label="dl19 jointrank", stream=buf, interval=30.0, clock=lambda: now[0])
+    for _ in range(4):
+        now[0] += 5.0
+        bar.update(1)  # 5 s apart: below the interval, nothing logged yet
+    assert buf.getvalue() == ""
+    now[0] += 10.0
+    bar.update(1)  # 30 s after the start: one line
+    lines = buf.getvalue().splitlines()
+    assert lines == ["[progress] dl19 jointrank: 5/10 queries (50%), 0.17 queries/s, 30.0 s elapsed, ETA 30 s"]
+    now[0] += 1.0
+    bar.update(5)
+    bar.close()
+    bar.close()
+    lines = buf.getvalue().splitlines()
+    assert len(lines) == 2 and lines[1].startswith("[progress] dl19 jointrank: 10/10 queries (100%)") and "ETA" not in lines[1]
 
 
 @pytest.mark.skipif(not (DATA / "trec-dl19").exists(), reason=f"DL19 data not found at {DATA}")
