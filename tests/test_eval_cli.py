@@ -214,3 +214,104 @@ def test_musique_decompose_gold_and_simulated_llm(tmp_path, capsys):
     assert sim["llm_usage"]["llm_calls"] == 4 and sim["metrics"]["queries"] > 1  # sub-questions were used
     assert "SIMULATED" in capsys.readouterr().out
     assert main(base + ["--method", "sliding"]) == 2  # only decompose runs on MuSiQue
+
+
+# -- your own data ------------------------------------------------------------------------
+
+HELP = {
+    "reset": "Restart the router: unplug it for thirty seconds, plug it back in and wait for the light.",
+    "slow": "Slow connection? Move the router away from walls and microwaves, or use the faster band.",
+    "bill": "Your monthly bill is available in the app under Account and Invoices as a PDF document.",
+    "pay": "Pay by card or direct debit; direct debit is collected on the fifth day of each month.",
+    "cancel": "To end the contract, send the cancellation form; the notice period is one full month.",
+    "move": "Moving house? Tell us two weeks before and we transfer the contract to your new address.",
+}
+LABELS = {
+    "my internet keeps dropping": {"reset": 2, "slow": 1},
+    "where do I find my invoice": {"bill": 2, "pay": 1},
+    "how do I stop my subscription": {"cancel": 2},
+    "I am relocating next month": {"move": 2},
+}
+
+
+def _own_jsonl(path: Path) -> Path:
+    order = list(HELP)
+    with path.open("w") as f:
+        for i, (q, labels) in enumerate(LABELS.items()):
+            cands = [{"docid": d, "text": HELP[d]} for d in order[i:] + order[:i]]  # the answer is rarely first
+            f.write(json.dumps({"qid": f"q{i}", "query": q, "candidates": cands, "labels": labels}) + "\n")
+    return path
+
+
+def test_one_command_compares_methods_on_your_own_jsonl(tmp_path, capsys):
+    """The documented path: a JSONL of labelled questions -> one table comparing BM25,
+    MiniLM, JointRank and the sliding window, LLM rows simulated and labelled so."""
+    data = _own_jsonl(tmp_path / "support_questions.jsonl")
+    out = tmp_path / "r.json"
+    rc = main(["--run", str(data), "--method", "bm25,minilm,jointrank,sliding", "--block-size", "3",
+               "--replicas", "2", "--window", "3", "--step", "2", "--out", str(out), "--run-out",
+               str(tmp_path / "run.txt"), "--quiet"])  # fmt: skip
+    assert rc == 0
+    text = capsys.readouterr().out
+    rows = [ln for ln in text.splitlines() if ln.startswith("| ") and not ln.startswith("| method")]
+    assert [r.split(" | ")[0] for r in rows] == [
+        "| bm25", "| minilm", "| jointrank (simulated, preset dl19)", "| sliding (simulated, preset dl19)"]
+    assert "support_questions: 4 queries (4 evaluated)" in text and "SIMULATED" in text
+    saved = json.loads(out.read_text())
+    assert saved["dataset"] == "support_questions" and [r["method"] for r in saved["reports"]] == [
+        "bm25", "minilm", "jointrank", "sliding"]
+    by = {r["method"]: r for r in saved["reports"]}
+    assert not by["minilm"]["simulated"] and by["sliding"]["simulated"] and by["sliding"]["simulator_preset"] == "dl19"
+    assert by["jointrank"]["usage"]["per_query"]["depth"] == 1 and by["sliding"]["usage"]["per_query"]["llm_calls"] > 1
+    for r in saved["reports"]:
+        assert f"| {r['metrics']['ndcg@10']:.4f} |" in text
+        back = run_to_lists(read_run(tmp_path / f"run.{r['method']}.txt"))
+        assert sorted(back["q0"]) == sorted(HELP)  # every candidate, once
+
+
+def test_own_data_threshold_and_averaging_are_explicit_and_reported(tmp_path, capsys):
+    data = _own_jsonl(tmp_path / "log.jsonl")
+    qrels = tmp_path / "qrels.txt"
+    qrels.write_text("q0 0 reset 2\nq0 0 slow 1\nq1 0 bill 2\nq9 0 move 2\n")  # q9: judged, never asked
+    out = tmp_path / "r.json"
+    base = ["--run", str(data), "--qrels", str(qrels), "--method", "first-stage", "--quiet", "--out", str(out)]
+    assert main(base + ["--relevance-threshold", "2"]) == 0
+    run_avg = json.loads(out.read_text())
+    assert run_avg["relevance_threshold"] == 2 and run_avg["averaged_over"] == "run"
+    assert run_avg["evaluated_queries"] == 2 and run_avg["unjudged_queries"] == 2
+    assert "Relevance threshold 2" in capsys.readouterr().out
+    assert main(base + ["--average", "judged"]) == 0
+    judged = json.loads(out.read_text())
+    assert judged["evaluated_queries"] == 3 and judged["relevance_threshold"] == 1
+    assert judged["metrics"]["ndcg@10"] == pytest.approx(run_avg["metrics"]["ndcg@10"] * 2 / 3)
+    assert "trec_eval -c" in capsys.readouterr().out
+
+
+def test_own_data_errors_name_the_file_and_field(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["--method", "bm25", "--quiet"])
+    assert "give one data source" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--run", "x.jsonl", "--dataset", "dl19", "--method", "bm25"])
+    assert "--run, --dataset" in capsys.readouterr().err
+    assert main(["--run", str(tmp_path / "none.jsonl"), "--method", "bm25"]) == 2
+    assert "none.jsonl (given as --run)" in capsys.readouterr().err
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"qid": "q", "query": "x", "candidates": [{"docid": "a"}]}) + "\n")
+    assert main(["--run", str(bad), "--method", "bm25"]) == 1
+    assert "bad.jsonl:1: candidate 0 lacks 'text'" in capsys.readouterr().err
+    assert main(["--run", str(_own_jsonl(tmp_path / "ok.jsonl")), "--method", "decompose"]) == 2
+    assert "multi-hop" in capsys.readouterr().err
+
+
+def test_trec_files_through_the_command(tmp_path, capsys):
+    run = tmp_path / "bm25.run"
+    run.write_text("".join(f"q1 Q0 {d} {i + 1} {10 - i} bm25\n" for i, d in enumerate(HELP)))
+    (tmp_path / "topics.tsv").write_text("q1\tmy internet keeps dropping\n")
+    (tmp_path / "corpus.tsv").write_text("".join(f"{d}\t{t}\n" for d, t in HELP.items()))
+    (tmp_path / "qrels.home.txt").write_text("q1 0 slow 2\n")
+    rc = main(["--run", str(run), "--topics", str(tmp_path / "topics.tsv"), "--corpus", str(tmp_path / "corpus.tsv"),
+               "--qrels", str(tmp_path / "qrels.home.txt"), "--method", "first-stage", "--quiet"])  # fmt: skip
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "home: 1 queries" in text and "TREC run bm25.run" in text and "| first-stage | 0.6309 | 0.5000 |" in text

@@ -325,9 +325,15 @@ def _methods(parser: argparse.ArgumentParser, value: str | None, multihop: bool)
     return list({s.name: s for s in specs}.values())
 
 
-def _evaluate(args: argparse.Namespace, specs: list[MethodSpec]) -> tuple[RerankDataset, list[dict[str, Any]]]:
+def _evaluate(
+    args: argparse.Namespace, specs: list[MethodSpec]
+) -> tuple[RerankDataset, list[dict[str, Any]], dict[str, str]]:
+    """Run every method; a method whose optional dependency is missing is skipped (and
+    reported), the others still run."""
+    from .._errors import MissingDependencyError
+
     ds = _load(args)
-    reports = []
+    reports, skipped = [], {}
     with contextlib.ExitStack() as shared:
         shared_llm = None
         if args.llm != "sim" and any(s.needs_llm for s in specs):
@@ -335,7 +341,15 @@ def _evaluate(args: argparse.Namespace, specs: list[MethodSpec]) -> tuple[Rerank
         for spec in specs:
             with contextlib.ExitStack() as stack:
                 llm, info, sim = (None, None, None) if not spec.needs_llm else (shared_llm or _open_llm(args, stack, ds))
-                ranker = spec.build(args, llm)
+                try:
+                    ranker = spec.build(args, llm)
+                    warm_up = getattr(ranker, "warm_up", None)
+                    if callable(warm_up) and not spec.needs_llm:
+                        warm_up()  # a missing model surfaces here, not as failed queries
+                except MissingDependencyError as exc:
+                    skipped[spec.name] = str(exc)
+                    print(f"rerank-rag eval: {spec.name} skipped: {exc}", file=sys.stderr)
+                    continue
                 bar = _progress(args, len(ds.queries), f"{ds.name} {spec.name}")
                 report = run_eval(
                     ds, spec, ranker=ranker, options=args, parallel=args.parallel, recall_k=args.recall_k,
@@ -345,7 +359,9 @@ def _evaluate(args: argparse.Namespace, specs: list[MethodSpec]) -> tuple[Rerank
                 if sim is not None:
                     report["llm"]["stats"] = sim.stats
             reports.append(report)
-    return ds, reports
+    if not reports:
+        raise RuntimeError("no method could run: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
+    return ds, reports, skipped
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -376,7 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if multihop:
             return _run_multihop(args, argv)
-        ds, reports = _evaluate(args, specs)
+        ds, reports, skipped = _evaluate(args, specs)
     except DataNotFoundError as exc:
         print(f"rerank-rag eval: {exc}", file=sys.stderr)
         return 2
@@ -387,6 +403,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for r in reports:
         r["command"], r["seed"] = command, args.seed
     print(format_report_table(reports))
+    for name, why in skipped.items():
+        print(f"skipped: {name} ({why})")
     for r in reports:
         if r["errors"]:
             print(f"warning: {r['method']}: {r['errors']} queries failed and kept their first-stage order (see per_query errors)")
@@ -401,7 +419,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.out:
         if several:
             clean = [{k: v for k, v in r.items() if not k.startswith("_")} for r in reports]
-            _write_json(args.out, {"tool": "rerank-rag eval", "dataset": ds.name, "command": command, "reports": clean})
+            _write_json(args.out, {"tool": "rerank-rag eval", "dataset": ds.name, "command": command,
+                                   "reports": clean, "skipped": skipped})  # fmt: skip
         else:
             _write_json(args.out, reports[0])
         print(f"report written to {args.out}")
