@@ -29,7 +29,6 @@ latency per stage.
 
 from __future__ import annotations
 
-import inspect
 import statistics
 import threading
 import time
@@ -187,13 +186,10 @@ def _make_embedder() -> CachedEmbeddingScorer:
 
 
 def _pipeline(retriever: Any, ranker: Any, decomposer: Any, k: int, top_n: int, merge: str) -> Any:
-    """The public pipeline, whichever name its final-count parameter has (``top_n``, or
-    ``top_k`` before 0.2)."""
+    """The public pipeline (``k`` per query, ``top_n`` kept)."""
     from ..decompose import DecomposeRetrieveRerank
 
-    params = inspect.signature(DecomposeRetrieveRerank).parameters
-    final = {"top_n": top_n} if "top_n" in params else {"top_k": top_n}
-    return DecomposeRetrieveRerank(retriever, ranker, decomposer=decomposer, k=k, merge=merge, **final)
+    return DecomposeRetrieveRerank(retriever, ranker, decomposer=decomposer, k=k, top_n=top_n, merge=merge)
 
 
 # -- metrics ----------------------------------------------------------------------------

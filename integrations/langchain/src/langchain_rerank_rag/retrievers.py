@@ -107,7 +107,7 @@ class DecomposeRetriever(BaseRetriever):
         retriever = Retriever(sync_fn, async_fn)
         return DecomposeRetrieveRerank(
             retriever, self._ranker, decomposer=self._decomposer, k=self.k,
-            top_k=self.top_k, merge=self.merge, strict=self.strict,
+            top_n=self.top_k, merge=self.merge, strict=self.strict,
         )
 
     def _documents(self, result: Any) -> list[Document]:

@@ -274,7 +274,7 @@ class DecomposeRetriever(BaseRetriever):
         self._pipeline = DecomposeRetrieveRerank(
             Retriever(retrieve, aretrieve), ranker,
             decomposer=Decomposer(llm, max_subquestions=max_subquestions, strict=strict),
-            k=k, top_k=top_k, merge=merge, strict=strict,
+            k=k, top_n=top_k, merge=merge, strict=strict,
         )
 
     @classmethod

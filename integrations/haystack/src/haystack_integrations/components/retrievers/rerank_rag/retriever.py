@@ -76,7 +76,7 @@ class RerankRagDecomposeRetriever:
             Retriever(retrieve, aretrieve if hasattr(retriever, "run_async") else None),
             getattr(ranker, "ranker", ranker),
             decomposer=Decomposer(llm, max_subquestions=max_subquestions, strict=strict),
-            k=k, top_k=None, merge=merge, strict=strict,
+            k=k, top_n=None, merge=merge, strict=strict,
         )
 
     def warm_up(self) -> None:
