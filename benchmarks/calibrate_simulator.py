@@ -113,36 +113,45 @@ def split_noise(sd20: float, sd100: float) -> tuple[float, float]:
 
 SD20_GRID = [1.1, 1.2, 1.3, 1.4, 1.5]
 PB_GRID = [0.0, 0.15, 0.3, 0.45]
-SD100_GRID = [1.8, 2.0, 2.2, 2.4, 2.6, 2.8, 3.0, 3.2]
+SD100_FACTORS = [1.0, 1.05, 1.1, 1.2, 1.3, 1.45, 1.6, 1.8]  # sd(100) / sd(20): the single pass is never less noisy
 
 
-def fit(ev: Evaluator, targets: dict[str, float], seeds: list[int], log: Any) -> dict[str, Any]:
+def fit(ev: Evaluator, targets: dict[str, float], seeds: list[int], log: Any,
+        reuse: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
     import numpy as np
 
-    pts, got = [], {"sliding": [], "jointrank": []}
-    for sd20 in SD20_GRID:
-        for pb in PB_GRID:
-            pts.append((sd20, pb))
-            for m in got:
-                got[m].append(ev.mean(m, seeds, noise=sd20, noise_growth=0.0, position_bias=pb))
-            log(f"  sd20={sd20:.2f} pb={pb:.2f}: sliding {got['sliding'][-1]:.4f} jointrank {got['jointrank'][-1]:.4f}")
+    if reuse is not None:  # the 20-passage grid of an earlier run (same seeds: same numbers)
+        pts = [tuple(p) for p in reuse["points"]]
+        got = {"sliding": list(reuse["sliding"]), "jointrank": list(reuse["jointrank"])}
+        log(f"reusing the sd20 x position_bias grid ({len(pts)} points)")
+    else:
+        pts, got = [], {"sliding": [], "jointrank": []}
+        for sd20 in SD20_GRID:
+            for pb in PB_GRID:
+                pts.append((sd20, pb))
+                for m in got:
+                    got[m].append(ev.mean(m, seeds, noise=sd20, noise_growth=0.0, position_bias=pb))
+                log(f"  sd20={sd20:.2f} pb={pb:.2f}: sliding {got['sliding'][-1]:.4f} jointrank {got['jointrank'][-1]:.4f}")
     surf = {m: quadratic_fit(pts, got[m]) for m in got}
-    sd, pb = np.meshgrid(np.linspace(min(SD20_GRID), max(SD20_GRID), 601), np.linspace(0.0, max(PB_GRID), 451))
+    sd_axis = sorted({p[0] for p in pts})
+    pb_axis = sorted({p[1] for p in pts})
+    sd, pb = np.meshgrid(np.linspace(sd_axis[0], sd_axis[-1], 601), np.linspace(0.0, pb_axis[-1], 451))
     loss = sum((surf[m][0](sd, pb) - targets[m]) ** 2 for m in got)
     i = np.unravel_index(np.argmin(loss), loss.shape)
     sd20, pb_best = float(sd[i]), float(pb[i])
     log(f"surfaces (RMS misfit sliding {surf['sliding'][1]:.4f}, jointrank {surf['jointrank'][1]:.4f}): "
         f"sd20={sd20:.4f} position_bias={pb_best:.4f}")  # fmt: skip
-    single = [ev.mean("single", seeds, noise=s, noise_growth=0.0, position_bias=pb_best) for s in SD100_GRID]
-    for s100, v in zip(SD100_GRID, single):
-        log(f"  sd100={s100:.2f}: single {v:.4f}")
-    curve, rms = quadratic_fit([(s,) for s in SD100_GRID], single)
-    grid = np.linspace(min(SD100_GRID), max(SD100_GRID), 2801)
+    sd100_grid = [sd20 * f for f in SD100_FACTORS]
+    single = [ev.mean("single", seeds, noise=s, noise_growth=0.0, position_bias=pb_best) for s in sd100_grid]
+    for s100, v in zip(sd100_grid, single):
+        log(f"  sd100={s100:.3f}: single {v:.4f}")
+    curve, rms = quadratic_fit([(s,) for s in sd100_grid], single)
+    grid = np.linspace(sd100_grid[0], sd100_grid[-1], 2801)
     sd100 = float(grid[np.argmin((curve(grid) - targets["single"]) ** 2)])
     log(f"curve (RMS misfit {rms:.4f}): sd100={sd100:.4f}")
     noise, growth = split_noise(sd20, sd100)
     return {"noise": noise, "noise_growth": growth, "position_bias": pb_best, "sd20": sd20, "sd100": sd100,
-            "grid20": {"points": pts, **got}, "grid100": {"points": SD100_GRID, "single": single},
+            "grid20": {"points": pts, **got}, "grid100": {"points": sd100_grid, "single": single},
             "surface_rms": {"sliding": surf["sliding"][1], "jointrank": surf["jointrank"][1], "single": rms}}  # fmt: skip
 
 
@@ -159,7 +168,9 @@ def residuals(ev: Evaluator, settings: dict[str, float], targets: dict[str, floa
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data-dir", type=Path, default=default_data_dir())
-    p.add_argument("--seeds", type=int, default=4, help="simulator seeds per grid point (default 4)")
+    p.add_argument("--seeds", type=int, default=6, help="simulator seeds per grid point (default 6)")
+    p.add_argument("--check-seeds", type=int, default=10, help="seeds for the residuals, fit and held out each (default 10)")
+    p.add_argument("--reuse-grid", type=Path, default=None, help="take the 20-passage grid from an earlier --json")
     p.add_argument("--check", action="store_true", help="only measure the residuals of the current dl19 preset")
     p.add_argument("--json", type=Path, default=None, help="write the fit and residuals here")
     args = p.parse_args(argv)
@@ -176,21 +187,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{time.perf_counter() - t0:6.0f} s] {msg}", flush=True)
 
     fit_seeds = list(range(args.seeds))
-    held_out = list(range(1000, 1000 + args.seeds))
+    held_out = list(range(1000, 1000 + args.check_seeds))
     if args.check:
         pr = get_preset("dl19")
         settings = {"noise": pr.noise, "noise_growth": pr.noise_growth, "position_bias": pr.position_bias}
         fitted: dict[str, Any] = dict(settings)
     else:
         log(f"fitting on seeds {fit_seeds}")
-        fitted = fit(ev, targets, fit_seeds, log)
+        reuse = json.loads(args.reuse_grid.read_text())["fitted"]["grid20"] if args.reuse_grid else None
+        fitted = fit(ev, targets, fit_seeds, log, reuse)
         settings = {k: fitted[k] for k in ("noise", "noise_growth", "position_bias")}
     log(f"settings: {json.dumps({k: round(v, 4) for k, v in settings.items()})}; measuring residuals")
-    res_fit = residuals(ev, settings, targets, fit_seeds)
-    res_out = residuals(ev, settings, targets, held_out)
+    res_fit = residuals(ev, settings, targets, list(range(args.check_seeds)))
+    res_out = residuals(ev, settings, targets, list(range(1000, 1000 + args.check_seeds)))
     print()
     print("SIMULATED (preset dl19 fit): DL19 BM25 top-100, nDCG@10, 43 queries")
-    print("| method | published | fit seeds (mean +- sd) | residual | held-out seeds (mean +- sd) | residual |")
+    print(f"| method | published | seeds 0-{args.check_seeds - 1} (mean +- sd) | residual | held-out seeds 1000-{999 + args.check_seeds} (mean +- sd) | residual |")
     print("|---|---|---|---|---|---|")
     for m in METHODS:
         a, b = res_fit[m], res_out[m]

@@ -329,3 +329,26 @@ def test_in_process_llm_answers_like_the_server():
 
     with pytest.raises(LLMError, match="simulated fault"):
         faulty.in_process_llm().complete(list(req.messages))
+
+
+DL19 = __import__("pathlib").Path(__file__).resolve().parents[1].parent / "shared" / "data" / "trec-dl19"
+
+
+@pytest.mark.skipif(not DL19.is_dir(), reason=f"DL19 data not found at {DL19}")
+def test_the_dl19_preset_lands_near_the_published_figures():
+    """One seed, in process (about 3 s): each method within its calibration residual plus
+    three seed-to-seed standard deviations of the published figure."""
+    from rerank_rag.eval import evaluate, get_preset, load_dl19, rank_dataset
+    from rerank_rag.eval._methods import build_method
+
+    ds = load_dl19(DL19.parent)
+    cal = get_preset("dl19").calibration
+    options = {"single": {"prompt": "rankgpt"}, "jointrank": {}, "sliding": {"window": 20, "step": 10}}
+    got = {}
+    for method, opts in options.items():
+        sim = SimulatedLLM(ds.qrels, corpus=ds.corpus, queries={q.qid: q.text for q in ds.queries}, seed=0)
+        rows = rank_dataset(build_method(method, dict(opts, seed=0), sim.in_process_llm()), ds)
+        got[method] = evaluate({r["qid"]: r["docids"] for r in rows}, ds.qrels, ["ndcg@10"], threshold=2).means["ndcg@10"]
+        tol = abs(cal["residuals"][method]) + 3 * cal["sd_over_seeds"][method]
+        assert abs(got[method] - cal["targets"][method]) <= tol, (method, got[method], tol)
+    assert got["single"] < got["jointrank"] and got["single"] < got["sliding"]
