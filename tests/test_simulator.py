@@ -229,7 +229,7 @@ def test_latency_model_and_token_reporting():
     reply = sim.respond(_body(RankGPTPrompt().build(queries["q1"], _ids(corpus, sorted(corpus)))))
     assert reply.delay == pytest.approx(lat.seconds(reply.prompt_tokens, reply.completion_tokens))
     assert sim.stats["prompt_tokens"] == reply.prompt_tokens
-    assert sim.stats["label"] == "simulated"
+    assert sim.stats["label"] == "simulated" and sim.stats["preset"] == "dl19"
 
 
 def test_over_http_with_the_real_client_latency_and_concurrency_limit():

@@ -408,7 +408,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for r in reports:
         if r["errors"]:
             print(f"warning: {r['method']}: {r['errors']} queries failed and kept their first-stage order (see per_query errors)")
-    several = len(reports) > 1
+    several = len(specs) > 1  # the shape follows the command, not what could run
     if args.run_out:
         from ._trec import write_run
 

@@ -444,8 +444,9 @@ def iter_queries(
 
     Each query's ``candidates`` are best first with ``Candidate.id`` = docid and
     ``Candidate.score`` = the given score; ``labels`` holds the JSONL labels (``None``
-    otherwise). A TREC run is read twice (its documents first, to load only those
-    passages of the corpus) and its queries must be contiguous.
+    otherwise). JSON lines are read one line at a time; a JSON array (RankGPT
+    ``.json``) is parsed whole first. A TREC run is read twice (its documents first,
+    to load only those passages of the corpus) and its queries must be contiguous.
 
     Raises:
         DataNotFoundError: a required file is missing (the message names the option).

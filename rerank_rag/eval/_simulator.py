@@ -368,6 +368,7 @@ class SimulatedLLM:
             s = asdict(self._stats)
         s["peak_concurrency"] = self._server.peak_concurrency if self._server is not None else None
         s["label"] = SIMULATED_LABEL
+        s["preset"] = self.preset.name
         return s
 
     # -- request handling ----------------------------------------------------------------
