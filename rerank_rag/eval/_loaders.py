@@ -22,7 +22,7 @@ Three input formats, told apart by their content (not their file names):
 Labels come from the JSONL ``labels`` or from a qrels file (TREC ``qid 0 docid grade``
 or BEIR ``query-id corpus-id score`` TSV); a qrels file replaces inline labels.
 
-:func:`iter_queries` streams the queries one at a time (for ``rerank-rag batch`` and
+:func:`iter_queries` streams the queries one at a time (for batch jobs and
 large files); :func:`load_dataset` loads a whole :class:`RerankDataset` for
 ``rerank-rag eval``. Every error names the file, the line and the missing field.
 """
