@@ -40,7 +40,7 @@ else
       "$PY" -m pip install -q -U pip
       # torch first, pinned: the CPU build (sentence-transformers would otherwise pull CUDA wheels).
       "$PY" -m pip install -q "torch==2.13.0"
-      "$PY" -m pip install -q -e ".[all,sentence-transformers,dev]" \
+      "$PY" -m pip install -q -e ".[all,sentence-transformers,mcp,ray,dev]" \
         -e "integrations/langchain[test]" -e integrations/llama-index -e integrations/haystack ;;
   esac
   echo "$digest" > "$stamp"
