@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("rerank_rag.eval._cli", "evaluate a method on DL19, SciFact or MuSiQue"),
     "simulate": ("rerank_rag.jointrank._simulate", "JointRank designs/aggregators with a simulated block ranker"),
     "local": ("rerank_rag.local._cli", "start / check the local llama.cpp model server"),
+    "batch": ("rerank_rag.batch._cli", "rerank a whole query set into a TREC run (resumable; local or Ray)"),
 }
 
 
