@@ -146,6 +146,9 @@ class CappedLLM:
             await self._sem.acquire()
         finally:
             self.waiting -= 1
+        if self.fatal is not None:  # a permanent error meanwhile: do not call again
+            self._sem.release()
+            raise _copy_error(self.fatal)
         self.in_flight += 1
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         self._notify()
@@ -163,6 +166,13 @@ class CappedLLM:
             self.in_flight -= 1
             self._sem.release()
             self._notify()
+
+
+def _copy_error(err: LLMError) -> LLMError:
+    new = type(err)(str(err), attempts=err.attempts, status=err.status)
+    if not getattr(err, "transient", True):
+        new.transient = False
+    return new
 
 
 def llm_of(ranker: Any) -> Any:
