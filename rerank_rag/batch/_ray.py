@@ -37,6 +37,7 @@ import json
 import logging
 import math
 import threading
+import time
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Container, Iterable
 from dataclasses import fields
@@ -313,6 +314,7 @@ class RayEngine:
         self.driver_calls = 0
         self._live: CappedLLM | None = None
         self._owns_ray = False
+        self.init_s = 0.0
 
     def stats(self) -> dict[str, Any]:
         live = self._live
@@ -324,6 +326,7 @@ class RayEngine:
             "split": self.split,
             "actors": self.num_actors,
             "driver_calls": self.driver_calls,
+            "ray_init_s": self.init_s,
         }
 
     # -- Ray ------------------------------------------------------------------------------
@@ -397,7 +400,9 @@ class RayEngine:
                     "the ranker builds different requests for the same query on every call "
                     "(JointRank with seed=None?): the Ray engine's block rows need a fixed seed"
                 )
+        t0 = time.perf_counter()
         ray = await asyncio.get_running_loop().run_in_executor(None, self._init)
+        self.init_s = time.perf_counter() - t0
         try:
             ds = self._dataset(ray, items)
             async for res in self._drive(ds, items):
