@@ -103,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--ray-batch-size", type=int, default=None, help="ray: rows per actor call")
     g.add_argument("--ray-actor-cpus", type=float, default=0.5, help="ray: CPUs reserved per actor")
     g.add_argument("--ray-split", default="auto", choices=("auto", "blocks", "queries"), help="ray: block rows (one-round methods) or whole queries per actor")
+    g.add_argument("--ray-runtime-env", default=None, help='ray: runtime environment as JSON, e.g. \'{"pip": ["rerank-rag[openai]"]}\'')
     return p
 
 
@@ -200,6 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "max_calls_in_flight": args.max_in_flight, "top_n": args.top_n, "address": args.ray_address,
                     "num_actors": args.ray_actors, "batch_size": args.ray_batch_size,
                     "actor_num_cpus": args.ray_actor_cpus, "split": args.ray_split,
+                    "runtime_env": _json_arg(args.ray_runtime_env, "--ray-runtime-env"),
                 }
             extra = {"method": spec.name, "llm": llm_info, "input": source.describe, "command": "rerank-rag batch " + " ".join(argv)}
             report = asyncio.run(_run(args, ranker, source, header, tag, engine_kw, extra))
@@ -234,6 +236,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{t['fallbacks']} fallbacks, {t['failed_calls']} failed calls"
     )
     return 0
+
+
+def _json_arg(text: str | None, name: str) -> Any:
+    if text is None:
+        return None
+    import json
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BatchError(f"{name} must be JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise BatchError(f"{name} must be a JSON object")
+    return value
 
 
 def _done_count(path: Any, reader: Any) -> int:
