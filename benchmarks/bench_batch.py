@@ -21,8 +21,15 @@ sliding window) and engine, a child process runs ``rerank_to_run`` with a global
 * with ``--faults 0.1``: 10% of calls failing (429 with Retry-After, 500, timeouts):
   every query completes; retries and fallbacks per query come from the usage report.
 
+``--engine-only`` measures the engines' scheduling alone: the same 300 ms / 64-slot
+server, but in-process (an async fake backend: no HTTP, no JSON, no simulator), so the
+numbers do not depend on how much CPU the client and the server get.
+
 Absolute times depend on the machine (the client, the server and Ray share its cores):
-compare ratios. Prints a Markdown table; ``--out FILE`` writes the JSON.
+compare ratios. Each HTTP run also reports the CPU milliseconds per LLM call spent by
+the client process and by the server process: when ``calls/s x (client + server) ms``
+approaches the CPU the machine gives them, the bound cannot be reached whatever the
+engine does. Prints a Markdown table; ``--out FILE`` writes the JSON.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ import json
 import multiprocessing as mp
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -64,7 +72,10 @@ def _serve(conn: Any, n: int, k: int, seed: int, words: int, latency: float, cap
     while True:
         cmd = conn.recv()
         if cmd == "stats":
-            conn.send(sim.stats)
+            st = sim.stats
+            ru = resource.getrusage(resource.RUSAGE_SELF)
+            st["cpu_s"] = ru.ru_utime + ru.ru_stime
+            conn.send(st)
         else:
             sim.stop()
             conn.send("stopped")
@@ -113,7 +124,7 @@ def child(a: argparse.Namespace) -> None:
     ranker = {
         "jointrank": lambda: JointRanker(llm, block_size=20, replicas=4, seed=0),
         "pointwise": lambda: LLMPointwiseRanker(llm),
-        "sliding": lambda: ListwiseRanker(llm, window_size=20, step=10),
+        "sliding": lambda: ListwiseRanker(llm, window_size=20, step=10, prompt=a.sliding_prompt),
     }[a.method]()
     queries = synthetic_queries(a.queries, a.candidates, seed=a.seed, words=a.words)
     kw: dict[str, Any] = {}
@@ -126,8 +137,10 @@ def child(a: argparse.Namespace) -> None:
         max_calls_in_flight=a.cap, progress="log", log_every=60, total=a.queries, restart=True, **kw,
     )
     wall = time.perf_counter() - t0
+    ru = resource.getrusage(resource.RUSAGE_SELF)
     t = rep["usage"]["totals"]
     print(json.dumps({
+        "client_cpu_s": ru.ru_utime + ru.ru_stime,
         "method": a.method, "engine": a.engine, "queries": rep["queries"], "wall_s": wall,
         "llm_calls": t["llm_calls"], "retries": t["retries"], "fallbacks": t["fallbacks"],
         "failed_calls": t["failed_calls"], "queries_with_retries": rep["queries_with_retries"],
@@ -142,6 +155,7 @@ def run_child(a: argparse.Namespace, server: Server, method: str, engine: str, q
         sys.executable, __file__, "--child", "--method", method, "--engine", engine, "--queries", str(queries),
         "--candidates", str(a.candidates), "--seed", str(a.seed), "--words", str(a.words), "--cap", str(a.cap),
         "--base-url", server.base_url, "--workdir", a.workdir, "--ray-actors", str(a.ray_actors),
+        "--sliding-prompt", a.sliding_prompt,
     ]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH", "")])
@@ -155,10 +169,14 @@ def run_child(a: argparse.Namespace, server: Server, method: str, engine: str, q
     res["server_requests"] = after["requests"] - before["requests"]
     res["faults_injected"] = sum(after["faults"].values()) - sum(before["faults"].values())
     res["server_peak_concurrency"] = after["peak_concurrency"]
+    calls = max(1, res["llm_calls"])
+    res["client_cpu_ms_per_call"] = 1000 * res["client_cpu_s"] / calls
+    res["server_cpu_ms_per_call"] = 1000 * (after["cpu_s"] - before["cpu_s"]) / calls
     res["load_avg_1min"] = [load0, os.getloadavg()[0]]
     print(
         f"  {method:<9} {engine:<5} {queries:>5} q: {res['wall_s']:7.1f} s, bound {res['bound_s']:6.1f} s, "
-        f"bound/wall {res['bound_over_wall']:.2f}, {res['llm_calls']} calls, peak RSS {res['rss_peak_mb']:.0f} MB",
+        f"bound/wall {res['bound_over_wall']:.2f}, {res['llm_calls']} calls, peak RSS {res['rss_peak_mb']:.0f} MB, "
+        f"CPU ms/call client {res['client_cpu_ms_per_call']:.1f} server {res['server_cpu_ms_per_call']:.1f}",
         flush=True,
     )
     return res
@@ -179,6 +197,9 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--words", type=int, default=60, help="words per synthetic passage")
     p.add_argument("--quick", action="store_true", help="skip the pointwise run (the longest)")
+    p.add_argument("--sliding-prompt", default="rankgpt", help="prompt of the sliding window (rankgpt: one chat message per passage)")
+    p.add_argument("--engine-only", action="store_true", help="in-process fake server: the engines' scheduling alone")
+    p.add_argument("--http", action=argparse.BooleanOptionalAction, default=True, help="run the HTTP benchmark (default yes)")
     p.add_argument("--out", help="write the JSON report here")
     p.add_argument("--workdir", default=None)
     # child mode
@@ -198,6 +219,14 @@ def main() -> int:
     print(f"SIMULATED LLM: {a.latency * 1000:.0f} ms per call, server cap {a.cap}; {a.queries} queries x {a.candidates} candidates; "
           f"{os.cpu_count()} CPUs (load {os.getloadavg()[0]:.1f}); logs in {a.workdir}", flush=True)
     results: list[dict[str, Any]] = []
+    if a.engine_only:
+        for m in methods:
+            results.append(engine_only(a, m))
+    if not a.http:
+        print()
+        print(table(results, a))
+        _write(a, results)
+        return 0
     server = Server(n=a.queries, k=a.candidates, seed=a.seed, words=a.words, latency=a.latency, cap=a.cap, faults=0.0)
     try:
         for m in methods:
@@ -218,12 +247,97 @@ def main() -> int:
             fserver.close()
     print()
     print(table(results, a))
+    _write(a, results)
+    return 0
+
+
+def _write(a: argparse.Namespace, results: list[dict[str, Any]]) -> None:
     if a.out:
         Path(a.out).write_text(json.dumps({
-            "label": "simulated", "setup": {k: getattr(a, k) for k in ("queries", "candidates", "latency", "cap", "ray_actors", "seed", "words")},
+            "label": "simulated", "setup": {k: getattr(a, k) for k in ("queries", "candidates", "latency", "cap", "ray_actors", "seed", "words", "sliding_prompt")},
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version()}, "runs": results,
         }, indent=1) + "\n")
-    return 0
+
+
+class _FakeServer:
+    """An in-process backend: ``cap`` calls served at once, each after ``latency`` s."""
+
+    max_concurrency = 10**6
+
+    def __init__(self, latency: float, cap: int) -> None:
+        import re
+
+        self.latency, self.cap = latency, cap
+        self.sem: Any = None
+        self.calls = self.in_flight = self.peak = 0
+        self.busy_s = 0.0
+        self._ids = re.compile(r"\[(\d+)\]")
+
+    def complete(self, messages: Any, **params: Any) -> Any:
+        raise NotImplementedError("async only")
+
+    async def acomplete(self, messages: Any, **params: Any) -> Any:
+        import asyncio
+
+        from rerank_rag.llm import Completion
+
+        if self.sem is None:
+            self.sem = asyncio.Semaphore(self.cap)
+        async with self.sem:
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+            await asyncio.sleep(self.latency)
+            self.in_flight -= 1
+        self.calls += 1
+        text = messages[-1]["content"]
+        if params.get("top_logprobs"):
+            u = (len(text) % 97) / 97
+            return Completion(text="Yes", top_logprobs={"Yes": -u, "No": -1.0 + u}, prompt_tokens=len(text) // 4)
+        ids = list(dict.fromkeys(self._ids.findall("".join(m["content"] for m in messages))))
+        return Completion(text=" > ".join(f"[{i}]" for i in reversed(ids)), prompt_tokens=len(text) // 4)
+
+
+def engine_only(a: argparse.Namespace, method: str) -> dict[str, Any]:
+    import asyncio
+
+    from rerank_rag import JointRanker, ListwiseRanker, LLMPointwiseRanker
+    from rerank_rag.batch import LocalEngine
+    from rerank_rag.testing import synthetic_queries
+
+    fake = _FakeServer(a.latency, a.cap)
+    ranker = {
+        "jointrank": lambda: JointRanker(fake, block_size=20, replicas=4, seed=0),
+        "pointwise": lambda: LLMPointwiseRanker(fake),
+        "sliding": lambda: ListwiseRanker(fake, window_size=20, step=10, prompt=a.sliding_prompt),
+    }[method]()
+    eng = LocalEngine(ranker, max_calls_in_flight=a.cap)
+
+    async def go() -> int:
+        n = 0
+        async for _ in eng.astream(synthetic_queries(a.queries, a.candidates, seed=a.seed, words=a.words)):
+            n += 1
+        return n
+
+    ru0 = resource.getrusage(resource.RUSAGE_SELF)
+    t0 = time.perf_counter()
+    n = asyncio.run(go())
+    wall = time.perf_counter() - t0
+    ru1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
+    res = {
+        "method": method, "engine": "local (in-process server)", "queries": n, "wall_s": wall, "llm_calls": fake.calls,
+        "retries": 0, "fallbacks": 0, "rss_peak_mb": _vm("VmHWM"), "server_peak_concurrency": fake.peak,
+        "bound_s": fake.calls * a.latency / a.cap, "client_cpu_ms_per_call": 1000 * cpu / max(1, fake.calls),
+        "peak_queries_in_flight": eng.peak_queries_in_flight,
+    }
+    res["bound_over_wall"] = res["bound_s"] / wall
+    print(
+        f"  {method:<9} engine-only {n:>5} q: {wall:7.1f} s, bound {res['bound_s']:6.1f} s, bound/wall "
+        f"{res['bound_over_wall']:.2f}, {fake.calls} calls, peak {fake.peak} in flight, "
+        f"{eng.peak_queries_in_flight} queries at once, CPU {res['client_cpu_ms_per_call']:.2f} ms/call",
+        flush=True,
+    )
+    return res
 
 
 def table(results: list[dict[str, Any]], a: argparse.Namespace) -> str:

@@ -24,7 +24,7 @@ from rerank_rag import (  # noqa: E402
 )
 from rerank_rag.batch import BatchError, RayEngine  # noqa: E402
 from rerank_rag.batch._backend import CappedLLM, outcome_from_json  # noqa: E402
-from rerank_rag.batch._ray import LLMStage, QueryStage, expand_rows, is_one_round  # noqa: E402
+from rerank_rag.batch._stages import LLMStage, QueryStage, expand_rows, is_one_round  # noqa: E402
 from rerank_rag.batch._types import as_batch_query  # noqa: E402
 from rerank_rag.testing import synthetic_queries  # noqa: E402
 
@@ -43,7 +43,7 @@ def _answer(messages, **params):
 
 
 def _query_table(qs):
-    from rerank_rag.batch._ray import _cands_json
+    from rerank_rag.batch._stages import _cands_json
 
     return pa.table({"qid": [q.qid for q in qs], "query": [q.query for q in qs], "cands": [_cands_json(q) for q in qs]})
 
