@@ -8,8 +8,8 @@ no query waits for another.
 
 Queries are pulled from the input only as capacity frees (bounded memory): a new query
 is admitted when fewer calls wait for a slot than the cap (the server could soon run
-dry; an admitted query that has not sent its first call yet counts as one waiting
-call), and fewer than ``max_queries_in_flight`` queries are running.
+dry), the previously admitted query has sent its first call, and fewer than
+``max_queries_in_flight`` queries are running.
 """
 
 from __future__ import annotations
@@ -162,9 +162,7 @@ class LocalEngine:
                 return False
             if capped is None:
                 return True
-            # a query admitted but not yet calling counts as one waiting call: several
-            # queries start per turn of the loop, and a busy loop never starves the server
-            return capped.waiting + starting < capped.limit
+            return starting == 0 and capped.waiting < capped.limit
 
         self.input_qids = set()
         source = iter(iter_indexed(queries, skip, self.input_qids))
