@@ -355,9 +355,14 @@ def table(results: list[dict[str, Any]], a: argparse.Namespace) -> str:
     local = {r["method"]: r for r in results if r["engine"] == "local" and r["queries"] == a.queries and not r.get("fault_rate")}
     for r in results:
         if r["engine"] == "ray" and r["method"] in local:
-            lines.append(f"\nRay / local wall time, {r['method']}: {r['wall_s'] / local[r['method']]['wall_s']:.2f}")
+            init = float((r.get("engine_stats") or {}).get("ray_init_s", 0.0))
+            lw = local[r["method"]]["wall_s"]
+            lines.append(
+                f"\nRay / local wall time, {r['method']}: {r['wall_s'] / lw:.2f} "
+                f"({(r['wall_s'] - init) / lw:.2f} without the {init:.1f} s Ray start-up)"
+            )
     small = [r for r in results if r["method"] == "jointrank" and r["engine"] == "local" and r["queries"] == a.rss_queries and not r.get("fault_rate")]
-    if small and "jointrank" in local:
+    if small and "jointrank" in local and a.rss_queries < a.queries:
         lines.append(f"\nPeak RSS, JointRank local: {small[0]['rss_peak_mb']:.0f} MB at {a.rss_queries} queries, "
                      f"{local['jointrank']['rss_peak_mb']:.0f} MB at {a.queries} queries")
     return "\n".join(lines)

@@ -1,5 +1,5 @@
-"""The Ray engine's stages: plain Python, importable without Ray (Ray imports nothing
-here; ``pyarrow`` is imported inside the stages, on the workers).
+"""The Ray engine's stages: plain Python that never imports Ray (``pyarrow`` is
+imported inside the stages, on the workers), so they are testable in-process.
 
 * :func:`is_one_round` / :func:`first_round`: which rankers split into block rows, and
   the requests of a query's first round, built by the ranker's own plan.
