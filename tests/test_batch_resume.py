@@ -17,6 +17,7 @@ import pytest
 
 from rerank_rag import ListwiseRanker
 from rerank_rag.batch import BatchError, Journal, finalize, journal_path, read_journal, rerank_to_run
+from rerank_rag.batch._journal import load_record
 from rerank_rag.batch._types import BatchResult
 from rerank_rag._types import Ranking, Usage
 from rerank_rag.testing import ChatServer, Reply, synthetic_queries
@@ -137,9 +138,11 @@ def test_journal_cuts_a_torn_last_line_and_keeps_each_query_once(tmp_path):
     assert j.done == {"a", "b"} and j.resumed == 2
     j.append(_result(2, "c", (0, 1)))
     j.close()
-    header, records, good = read_journal(path)
+    header, entries, good = read_journal(path)
     assert header["method"] == "m" and good == path.stat().st_size
-    assert [r["qid"] for _, r in records] == ["b", "a", "c"]
+    assert [(e.qid, e.index) for e in entries] == [("b", 1), ("a", 0), ("c", 2)]
+    with open(path, "rb") as f:
+        assert load_record(f, entries[1])["order"] == [0, 1]  # the first record of "a" wins
     run = tmp_path / "run.trec"
     report = finalize(path, run, tag="t", only={"a", "b", "c"})
     assert [line.split()[0] for line in run.read_text().splitlines()] == ["a", "a", "b", "b", "c", "c"]

@@ -23,11 +23,11 @@ import queue
 import threading
 from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ._types import BatchError, BatchResult
 
-__all__ = ["Journal", "journal_path", "read_journal", "finalize", "FORMAT"]
+__all__ = ["Journal", "JournalEntry", "journal_path", "read_journal", "load_record", "finalize", "FORMAT"]
 
 FORMAT = "rerank-rag-batch/1"
 
@@ -65,14 +65,24 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def read_journal(path: str | os.PathLike[str]) -> tuple[dict[str, Any] | None, list[tuple[int, dict[str, Any]]], int]:
-    """``(header, [(offset, record), ...], good_length)`` of a journal.
+class JournalEntry(NamedTuple):
+    """Where one finished query's record is: byte ``offset``, query id, input index."""
 
-    ``good_length`` is the byte length up to the last complete, valid line: anything
-    after it is a torn write. Records of a query id already seen are dropped (first wins).
+    offset: int
+    qid: str
+    index: int
+
+
+def read_journal(path: str | os.PathLike[str]) -> tuple[dict[str, Any] | None, list[JournalEntry], int]:
+    """``(header, entries, good_length)`` of a journal, one entry per finished query.
+
+    Records are parsed one at a time and not kept (the index stays small however many
+    queries the journal holds; :func:`load_record` reads one back). ``good_length`` is
+    the byte length up to the last complete, valid line: anything after it is a torn
+    write. A query id seen again is dropped (the first record wins).
     """
     header: dict[str, Any] | None = None
-    records: list[tuple[int, dict[str, Any]]] = []
+    entries: list[JournalEntry] = []
     seen: set[str] = set()
     good = 0
     with open(path, "rb") as f:
@@ -92,10 +102,16 @@ def read_journal(path: str | os.PathLike[str]) -> tuple[dict[str, Any] | None, l
             elif isinstance(rec.get("qid"), str):
                 if rec["qid"] not in seen:
                     seen.add(rec["qid"])
-                    records.append((offset, rec))
+                    entries.append(JournalEntry(offset, rec["qid"], int(rec.get("i", 0))))
             offset += len(raw)
             good = offset
-    return header, records, good
+    return header, entries, good
+
+
+def load_record(f: Any, entry: JournalEntry) -> dict[str, Any]:
+    """The record of ``entry`` from the open (binary) journal ``f``."""
+    f.seek(entry.offset)
+    return json.loads(f.readline())  # type: ignore[no-any-return]
 
 
 class Journal:
@@ -125,7 +141,7 @@ class Journal:
     def _open(self, restart: bool) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.exists() and not restart:
-            header, records, good = read_journal(self.path)
+            header, entries, good = read_journal(self.path)
             if header is not None:
                 old, new = dict(header), self.header
                 if old != new:
@@ -133,7 +149,7 @@ class Journal:
                         f"{self.path} was written by a batch with other settings "
                         f"({_diff(old, new)}); use another output file or --restart"
                     )
-            self.done = {rec["qid"] for _, rec in records}
+            self.done = {e.qid for e in entries}
             self.resumed = len(self.done)
             f = open(self.path, "r+b")
             size = f.seek(0, os.SEEK_END)
@@ -227,12 +243,11 @@ def _diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
 
 
 def _records_in_order(path: Path) -> Iterator[dict[str, Any]]:
-    _, records, _ = read_journal(path)
-    index = sorted((rec.get("i", 0), off) for off, rec in records)
+    _, entries, _ = read_journal(path)
+    entries.sort(key=lambda e: e.index)
     with open(path, "rb") as f:
-        for _, off in index:
-            f.seek(off)
-            yield json.loads(f.readline())
+        for e in entries:
+            yield load_record(f, e)
 
 
 def finalize(
