@@ -14,17 +14,58 @@ candidate: no model call), times the call, checks that the result is a permutati
 
 from __future__ import annotations
 
+import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
+from ._errors import LLMError
 from ._plan import Plan, arun_plan, run_plan
 from ._types import Candidate, CandidateLike, Ranking, Usage, as_candidates, check_top_n
 from .llm._base import LLMBackend
 
-__all__ = ["BaseRanker", "PlanRanker", "check_query", "finish_ranking"]
+__all__ = [
+    "BaseRanker",
+    "PlanRanker",
+    "check_query",
+    "finish_ranking",
+    "raise_if_permanent",
+    "warn_degraded",
+]
 
-Result = tuple[Sequence[int], Sequence[float]]
+#: What ``_rank_sync``/``_rank_async``/``_plan`` return: ``(order, scores)`` over all
+#: candidates, optionally with a third item, the relevance of each entry of ``order``
+#: (see :mod:`rerank_rag._relevance`).
+Result = tuple[Sequence[int], Sequence[float]] | tuple[Sequence[int], Sequence[float], Sequence[float]]
+
+
+def raise_if_permanent(outcome: object) -> None:
+    """Raise ``outcome`` if it is a non-transient :class:`~rerank_rag.LLMError`.
+
+    The error policy of every ranker: an :class:`~rerank_rag.LLMConfigurationError`
+    (wrong key, wrong URL, unknown model) can never succeed, so it is raised as is,
+    never fallen back from, whatever ``strict`` says.
+    """
+    if isinstance(outcome, LLMError) and not outcome.transient:
+        raise outcome
+
+
+def warn_degraded(
+    logger: logging.Logger, who: str, failures: Sequence[str], total: int, unit: str, fallback: str
+) -> None:
+    """Log the transient failures of one ranking once, at WARNING (nothing if none)."""
+    if not failures:
+        return
+    logger.warning(
+        "%s: %d of %d %s fell back to %s after a transient failure (first: %s); "
+        "counted in ranking.usage.fallbacks",
+        who,
+        len(failures),
+        total,
+        unit,
+        fallback,
+        failures[0],
+    )
 
 
 def check_query(query: object) -> str:
@@ -36,9 +77,15 @@ def check_query(query: object) -> str:
 
 
 def finish_ranking(
-    order: Sequence[int], scores: Sequence[float], n: int, k: int, usage: Usage
+    order: Sequence[int],
+    scores: Sequence[float],
+    n: int,
+    k: int,
+    usage: Usage,
+    relevance: Sequence[float] | None = None,
 ) -> Ranking:
-    """Validate that ``order`` is a permutation of ``range(n)`` and cut it to ``k``."""
+    """Validate that ``order`` is a permutation of ``range(n)`` and cut it to ``k``
+    (``relevance``, when given, is aligned with ``order`` and cut with it)."""
     order = list(order)
     if len(order) != n or set(order) != set(range(n)):
         raise AssertionError(  # a bug in a ranker, never the user's fault
@@ -46,7 +93,10 @@ def finish_ranking(
         )
     if len(scores) != n:
         raise AssertionError("internal error: ranker produced the wrong number of scores")
-    return Ranking(order=tuple(order[:k]), scores=tuple(float(s) for s in scores[:k]), usage=usage)
+    rel = None if relevance is None else tuple(float(v) for v in relevance[:k])
+    return Ranking(
+        order=tuple(order[:k]), scores=tuple(float(s) for s in scores[:k]), usage=usage, relevance=rel
+    )
 
 
 class BaseRanker(ABC):
@@ -78,9 +128,9 @@ class BaseRanker(ABC):
             return trivial
         usage = Usage()
         t0 = time.perf_counter()
-        order, scores = self._rank_sync(query, cands, usage)
+        order, scores, *rel = self._rank_sync(query, cands, usage)
         usage.wall_time = time.perf_counter() - t0
-        return finish_ranking(order, scores, len(cands), k, usage)
+        return finish_ranking(order, scores, len(cands), k, usage, rel[0] if rel else None)
 
     async def arank(
         self, query: str, candidates: Sequence[CandidateLike], top_n: int | None = None
@@ -92,9 +142,9 @@ class BaseRanker(ABC):
             return trivial
         usage = Usage()
         t0 = time.perf_counter()
-        order, scores = await self._rank_async(query, cands, usage)
+        order, scores, *rel = await self._rank_async(query, cands, usage)
         usage.wall_time = time.perf_counter() - t0
-        return finish_ranking(order, scores, len(cands), k, usage)
+        return finish_ranking(order, scores, len(cands), k, usage, rel[0] if rel else None)
 
     @abstractmethod
     def _rank_sync(self, query: str, cands: list[Candidate], usage: Usage) -> Result: ...

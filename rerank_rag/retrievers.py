@@ -1,16 +1,8 @@
-"""First-stage retrievers: an in-memory BM25 index and a normaliser for retriever callables.
+"""First-stage retrievers: an in-memory BM25 index (and, re-exported, the retriever adapter).
 
-A *retriever* in rerank-rag is anything that maps a query to scored candidates:
-
-* a plain function or callable object ``retriever(query, k) -> list[CandidateLike]``
-  (or ``retriever(query)``; the list is then cut to ``k``), sync or ``async``;
-* a LlamaIndex-style object with ``retrieve`` / ``aretrieve`` (``NodeWithScore`` results);
-* a LangChain-style retriever with ``invoke`` / ``ainvoke`` (``Document`` results);
-* an object with a ``search(query, k)`` method.
-
-:func:`as_retriever` turns any of these into a :class:`Retriever` with a uniform
-``retrieve(query, k)`` / ``aretrieve(query, k)`` returning :class:`~rerank_rag.Candidate`
-objects whose ``score`` is the first-stage score (when the source gives one).
+:func:`as_retriever` / :class:`Retriever` (defined in :mod:`rerank_rag._retrieval`) turn
+any retriever (a callable, a LangChain or LlamaIndex retriever, an object with
+``search``) into a uniform ``retrieve(query, k)`` / ``aretrieve(query, k)``.
 
 :class:`BM25Retriever` is a pure-Python BM25 (Lucene variant) over a corpus held in
 memory: an inverted index, no dependency. It is meant for demos, tests and evaluation
@@ -20,16 +12,14 @@ takes a few seconds; see ``benchmarks/bench_musique.py``).
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import heapq
-import inspect
 import math
 import re
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Collection, Iterable, Sequence
 
+from ._retrieval import Retriever, as_retriever
 from ._types import Candidate, CandidateLike, as_candidates
 
 __all__ = [
@@ -422,196 +412,3 @@ class BM25Retriever:
         return out
 
     __call__ = search
-
-
-# --------------------------------------------------------------------------------------
-# Retriever normalisation
-# --------------------------------------------------------------------------------------
-
-
-def _is_async_callable(fn: Any) -> bool:
-    while isinstance(fn, functools.partial):
-        fn = fn.func
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-        getattr(fn, "__call__", None)
-    )
-
-
-def _accepts_k(fn: Callable[..., Any]) -> bool:
-    """Whether ``fn(query, k)`` is a valid call (a second positional or a ``k`` keyword)."""
-    try:
-        sig = inspect.signature(fn)
-    except (TypeError, ValueError):
-        return False
-    params = list(sig.parameters.values())
-    if any(p.kind is p.VAR_POSITIONAL for p in params):
-        return True
-    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    return len(positional) >= 2
-
-
-def _to_candidate(item: Any, i: int) -> Candidate:
-    """Normalise one retrieved item (ours, a framework document, a (doc, score) pair)."""
-    if isinstance(item, Candidate):
-        return item
-    if isinstance(item, str) or isinstance(item, Mapping):
-        return as_candidates([item])[0]
-    if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], (int, float)):
-        base = _to_candidate(item[0], i)
-        return Candidate(text=base.text, id=base.id, metadata=base.metadata, score=float(item[1]))
-    # LlamaIndex NodeWithScore
-    node = getattr(item, "node", None)
-    if node is not None and hasattr(node, "get_content"):
-        score = getattr(item, "score", None)
-        return Candidate(
-            text=str(node.get_content()),
-            id=getattr(node, "node_id", None),
-            metadata=dict(getattr(node, "metadata", None) or {}),
-            score=None if score is None else float(score),
-        )
-    # LangChain Document
-    if hasattr(item, "page_content"):
-        meta = dict(getattr(item, "metadata", None) or {})
-        did = getattr(item, "id", None) or meta.get("id")
-        score = meta.get("score")
-        return Candidate(
-            text=str(item.page_content),
-            id=None if did is None else str(did),
-            metadata=meta,
-            score=float(score) if isinstance(score, (int, float)) else None,
-        )
-    # Haystack Document
-    if hasattr(item, "content") and hasattr(item, "meta"):
-        score = getattr(item, "score", None)
-        did = getattr(item, "id", None)
-        return Candidate(
-            text=str(item.content or ""),
-            id=None if did is None else str(did),
-            metadata=dict(item.meta or {}),
-            score=None if score is None else float(score),
-        )
-    raise TypeError(
-        f"retriever result {i} has unsupported type {type(item).__name__}: return Candidate, "
-        "str, a mapping with 'text', a (passage, score) pair or a framework document"
-    )
-
-
-def _normalise_results(results: Any, k: int) -> list[Candidate]:
-    if results is None:
-        return []
-    if isinstance(results, (str, bytes)):
-        raise TypeError("a retriever must return a list of passages, not a single string")
-    if isinstance(results, Mapping) and "documents" in results:  # Haystack component output
-        results = results["documents"]
-    return [_to_candidate(item, i) for i, item in enumerate(results)][:k]
-
-
-class Retriever:
-    """A retriever normalised by :func:`as_retriever`: ``retrieve`` / ``aretrieve``.
-
-    ``retrieve`` runs a sync source directly (an async one in a fresh event loop);
-    ``aretrieve`` awaits an async source and runs a sync one in a worker thread
-    (``asyncio.to_thread``), so it never blocks the event loop.
-    """
-
-    def __init__(
-        self,
-        sync_fn: Callable[[str, int], Any] | None,
-        async_fn: Callable[[str, int], Any] | None,
-        *,
-        name: str = "retriever",
-    ) -> None:
-        if sync_fn is None and async_fn is None:
-            raise ValueError("a retriever needs a sync or an async function")
-        self._sync = sync_fn
-        self._async = async_fn
-        self.name = name
-
-    def __repr__(self) -> str:
-        return f"Retriever({self.name})"
-
-    @property
-    def is_async(self) -> bool:
-        """True when the source is natively async."""
-        return self._async is not None
-
-    def retrieve(self, query: str, k: int = 10) -> list[Candidate]:
-        """Up to ``k`` candidates for ``query`` (first-stage scores in ``score``)."""
-        if self._sync is not None:
-            res = self._sync(query, k)
-            if inspect.isawaitable(res):
-                res = asyncio.run(_await(res))
-        else:
-            assert self._async is not None
-            res = asyncio.run(_await(self._async(query, k)))
-        return _normalise_results(res, k)
-
-    async def aretrieve(self, query: str, k: int = 10) -> list[Candidate]:
-        """Async twin of :meth:`retrieve`."""
-        if self._async is not None:
-            res = await self._async(query, k)
-        else:
-            assert self._sync is not None
-            res = await asyncio.to_thread(self._sync, query, k)
-            if inspect.isawaitable(res):
-                res = await res
-        return _normalise_results(res, k)
-
-    __call__ = retrieve
-
-
-async def _await(aw: Any) -> Any:
-    return await aw
-
-
-def _with_k(fn: Callable[..., Any]) -> Callable[[str, int], Any]:
-    if _accepts_k(fn):
-        return lambda q, k: fn(q, k)
-    try:
-        kw = inspect.signature(fn).parameters.get("k")
-    except (TypeError, ValueError):
-        kw = None
-    if kw is not None and kw.kind is kw.KEYWORD_ONLY:
-        return lambda q, k: fn(q, k=k)
-    return lambda q, k: fn(q)
-
-
-def as_retriever(obj: Any) -> Retriever:
-    """Normalise ``obj`` into a :class:`Retriever`.
-
-    Accepted (checked in this order):
-
-    * a :class:`Retriever` (returned unchanged);
-    * a LlamaIndex-style retriever (``retrieve`` + ``aretrieve`` methods);
-    * a LangChain-style retriever (``invoke`` + ``ainvoke`` methods);
-    * any callable ``fn(query, k)`` or ``fn(query)``, sync or ``async``
-      (e.g. :class:`BM25Retriever`); when ``k`` cannot be passed the result is cut;
-    * an object with a ``search(query, k)`` method.
-
-    Results may be :class:`~rerank_rag.Candidate`, strings, mappings with ``"text"``,
-    ``(passage, score)`` pairs, or LangChain / LlamaIndex / Haystack documents.
-
-    Raises:
-        TypeError: for anything else, naming what is accepted.
-    """
-    if isinstance(obj, Retriever):
-        return obj
-    name = type(obj).__name__
-    if callable(getattr(obj, "retrieve", None)) and callable(getattr(obj, "aretrieve", None)):
-        return Retriever(
-            lambda q, k: obj.retrieve(q), lambda q, k: obj.aretrieve(q), name=name
-        )
-    if callable(getattr(obj, "invoke", None)) and callable(getattr(obj, "ainvoke", None)):
-        return Retriever(lambda q, k: obj.invoke(q), lambda q, k: obj.ainvoke(q), name=name)
-    if callable(obj):
-        fname = getattr(obj, "__name__", name)
-        if _is_async_callable(obj):
-            return Retriever(None, _with_k(obj), name=fname)
-        return Retriever(_with_k(obj), None, name=fname)
-    if callable(getattr(obj, "search", None)):
-        return Retriever(_with_k(obj.search), None, name=name)
-    raise TypeError(
-        f"cannot use an object of type {name} as a retriever: pass a callable "
-        "query -> list of passages (sync or async), a BM25Retriever, or a LangChain / "
-        "LlamaIndex retriever"
-    )

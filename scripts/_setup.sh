@@ -30,9 +30,8 @@ else
   if [ "$PROFILE" = "demo" ]; then
     "$PY" -m pip install -q -e ".[all]"
   else
-    # ray: the batch engine's Ray tests (and Ray Serve) run in CI
-    "$PY" -m pip install -q -e ".[all,sentence-transformers,dev,ray]" \
-      -e integrations/langchain -e integrations/llama-index -e integrations/haystack
+    "$PY" -m pip install -q -e ".[all,sentence-transformers,mcp,ray,dev]" \
+      -e "integrations/langchain[test]" -e integrations/llama-index -e integrations/haystack
   fi
   echo "$digest" > "$stamp"
   echo "[setup] installed in $(( $(date +%s) - start )) s"

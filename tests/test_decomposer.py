@@ -7,8 +7,14 @@ import threading
 
 import pytest
 
-from rerank_rag import FakeLLM, LLMError, ParseError
-from rerank_rag.decompose import Decomposer, Decomposition, parse_subquestions
+from rerank_rag import FakeLLM, LLMConfigurationError, LLMError, ParseError
+from rerank_rag.decompose import (
+    Decomposer,
+    Decomposition,
+    dedupe_subquestions,
+    parse_subquestions,
+    question_key,
+)
 
 Q = "Who was the first president of the association that published the Journal of Psychotherapy Integration?"
 S1 = "Which association published the Journal of Psychotherapy Integration?"
@@ -32,7 +38,8 @@ S2 = "Who was the first president of the American Psychological Association?"
         f'```json\n{{"sub_questions": ["{S1}", "{S2}"]}}\n```',
         f'{{"questions": [{{"question": "{S1}"}}, {{"question": "{S2}"}}]}}',
         f"{S1}\n{S2}",
-        f"1. {S1}\n2. {S2}\n3. {S1.upper()}\n4. {Q}",  # repeats and the original dropped
+        # repeats (spacing, final "?") and the original question are dropped
+        f"1. {S1}\n2. {S2}\n3. {S1.rstrip('?').replace(' ', '  ')}\n4. {Q}",
         f"Sub-questions:\n1. {S1.rstrip('?')}\n2. {S2.rstrip('?')}",  # no question marks
     ],
 )
@@ -113,7 +120,7 @@ def test_cache_by_normalised_question_skips_the_llm():
     llm = FakeLLM(lambda m: f"1. {S1}\n2. {S2}")
     dec = Decomposer(llm)
     first = dec.decompose(Q)
-    second = dec.decompose("  " + Q.upper().rstrip("?") + " ?")
+    second = dec.decompose("  " + Q.rstrip("?").replace(" ", "\n ") + " ?")
     assert len(llm.calls) == 1
     assert second.from_cache and second.sub_questions == first.sub_questions
     assert second.usage.llm_calls == 0 and second.usage.cache_hits == 1
@@ -231,3 +238,138 @@ def test_custom_prompt_template_and_callable():
     assert len(msgs) == 1 and msgs[0]["content"] == f"Split (5): {Q}"
     Decomposer(llm, prompt=lambda q, m: [{"role": "user", "content": q}]).decompose(Q)
     assert llm.calls[-1][0] == ({"role": "user", "content": Q},)
+
+
+# -- item 4: keys and de-duplication keep the meaning ---------------------------------
+
+
+def test_cache_key_keeps_punctuation_and_operators():
+    llm = FakeLLM(lambda m: "1. " + m[-1]["content"].rsplit("Question: ", 1)[1] + " (sub)?")
+    dec = Decomposer(llm)
+    plus = dec.decompose("What is C++?")
+    c = dec.decompose("What is C?")  # 0.1 answered this from the cache of "What is C++?"
+    assert not c.from_cache and len(llm.calls) == 2
+    assert plus.sub_questions == ("What is C++? (sub)?",)
+    assert c.sub_questions == ("What is C? (sub)?",)
+    assert not dec.decompose("What is 1-1?").from_cache
+    assert not dec.decompose("What is 1+1?").from_cache
+    assert dec.decompose("What  is C ?").from_cache  # only spacing and the final "?" differ
+
+
+def test_case_is_kept():
+    assert question_key("Who founded US Steel?") != question_key("who founded us steel?")
+    assert question_key("What is C ?") == question_key("What is C") == question_key(" What is\tC?")
+
+
+def test_dedupe_keeps_questions_that_differ_in_operators_or_symbols():
+    subs = ["What is 1+1?", "What is 1-1?", "What is C?", "What is C++?", "What is C#?",
+            "What is 1+1 ?"]
+    # 0.1 kept only "What is 1+1?" and "What is C?"
+    assert dedupe_subquestions(subs) == subs[:5]
+    assert parse_subquestions("\n".join(f"{i}. {s}" for i, s in enumerate(subs, 1)),
+                              max_subquestions=None) == subs[:5]
+
+
+def test_a_quoted_title_with_a_question_mark_is_not_cut():
+    text = (
+        '1. Who hosted "Who Wants to Be a Millionaire?" in the UK?\n'
+        "2. Who Framed Roger Rabbit? was released in which year?"
+    )
+    # 0.1: ['Who hosted "Who Wants to Be a Millionaire?', '" in the UK?', ...]
+    assert parse_subquestions(text) == [
+        'Who hosted "Who Wants to Be a Millionaire?" in the UK?',
+        "Who Framed Roger Rabbit? was released in which year?",
+    ]
+
+
+def test_several_numbered_items_on_one_line_are_split_but_numbers_in_text_are_not():
+    assert parse_subquestions("1. Who won the 2. Bundesliga in 1999? 2. Who coached them?") == [
+        "Who won the 2. Bundesliga in 1999?",
+        "Who coached them?",
+    ]
+    assert parse_subquestions("What is 1. FC Köln? Where does it play?") == [
+        "What is 1. FC Köln? Where does it play?"
+    ]
+
+
+def test_parser_is_linear_on_adversarial_output():
+    import time
+
+    blobs = [
+        "1. " + "a? 2. " * 50_000,
+        "?" * 1_000_000,
+        "```" * 100_000,
+        "Here: " + " ".join(f"{i % 99 + 1}." for i in range(100_000)),
+        "[" * 100_000 + "]" * 100_000,
+        "\n".join(["- " + " " * 50 + "x?"] * 10_000),
+    ]
+    for blob in blobs:  # 0.2-1 MB each; a quadratic step would take minutes
+        t0 = time.perf_counter()
+        parse_subquestions(blob)
+        assert time.perf_counter() - t0 < 1.0
+
+
+# -- item 5: a permanent LLM error is raised, never fallen back from ------------------
+
+
+def test_configuration_error_raises_even_when_not_strict():
+    def unauthorised(messages):
+        raise LLMConfigurationError("401: invalid api key", status=401)
+
+    for dec in (Decomposer(FakeLLM(unauthorised)), Decomposer(FakeLLM(unauthorised), gate="llm")):
+        with pytest.raises(LLMConfigurationError, match="invalid api key"):
+            dec.decompose(Q)
+        with pytest.raises(LLMConfigurationError):
+            asyncio.run(dec.adecompose(Q))
+
+
+def test_transient_failure_is_logged_once_and_not_cached(caplog):
+    state = {"fail": True}
+
+    def flaky(messages):
+        if state["fail"]:
+            raise LLMError("server busy")
+        return f"- {S1}"
+
+    dec = Decomposer(FakeLLM(flaky))
+    with caplog.at_level("WARNING", logger="rerank_rag.decompose"):
+        d = dec.decompose(Q)
+    assert d.error == "LLMError: server busy" and d.usage.fallbacks == 1
+    [record] = caplog.records
+    assert "server busy" in record.getMessage()
+    state["fail"] = False
+    assert dec.decompose(Q).sub_questions == (S1,)
+
+
+def test_unusable_answer_is_recorded_and_not_cached():
+    answers = iter(["I like turtles.", f"- {S1}"])
+    llm = FakeLLM(lambda m: next(answers))
+    dec = Decomposer(llm)
+    d = dec.decompose(Q)
+    assert d.sub_questions == () and "ParseError" in (d.error or "")
+    assert dec.decompose(Q).sub_questions == (S1,)
+
+
+def test_async_gate_in_sync_decompose_inside_a_running_loop():
+    llm = FakeLLM(lambda m: f"- {S1}")
+
+    async def agate(q):
+        await asyncio.sleep(0)
+        return True
+
+    async def main():
+        return Decomposer(llm, gate=agate).decompose(Q)
+
+    assert asyncio.run(main()).sub_questions == (S1,)
+
+
+def test_a_failing_callable_gate_degrades_or_raises():
+    llm = FakeLLM(lambda m: f"- {S1}")
+
+    def gate(q):
+        raise ConnectionError("classifier down")
+
+    d = Decomposer(llm, gate=gate).decompose(Q)
+    assert d.sub_questions == (S1,) and d.usage.fallbacks == 1  # decomposed anyway
+    with pytest.raises(ConnectionError):
+        Decomposer(llm, gate=gate, strict=True).decompose(Q)

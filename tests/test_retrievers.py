@@ -1,21 +1,14 @@
-"""In-memory BM25 retriever, the analysis chain, and retriever normalisation."""
+"""In-memory BM25 retriever and the analysis chain (as_retriever: test_as_retriever.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import math
 import random
 
 import pytest
 
 from rerank_rag import Candidate
-from rerank_rag.retrievers import (
-    BM25Retriever,
-    Retriever,
-    analyze,
-    as_retriever,
-    porter_stem,
-)
+from rerank_rag.retrievers import BM25Retriever, analyze, porter_stem
 
 CORPUS = [
     "The cat sat on the mat.",
@@ -108,7 +101,7 @@ def test_bm25_bad_input_is_rejected_clearly():
         ret(None)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="positive"):
         ret("cat", k=0)
-    with pytest.raises(ValueError, match="candidate 1"):
+    with pytest.raises(TypeError, match="candidate 1"):
         BM25Retriever(["ok", None])  # type: ignore[list-item]
     with pytest.raises(ValueError, match="stemmer"):
         BM25Retriever(CORPUS, stemmer="snowball")
@@ -136,88 +129,3 @@ def test_bm25_top_k_equals_full_sort_on_random_corpus():
         scores = ret.get_scores(q)
         expected = sorted((i for i, s in enumerate(scores) if s > 0), key=lambda i: (-scores[i], i))[:7]
         assert [h.metadata["corpus_index"] for h in ret(q, k=7)] == expected
-
-
-# -- as_retriever ----------------------------------------------------------------------
-
-
-def test_as_retriever_accepts_plain_and_async_callables():
-    def with_k(query, k):
-        return [f"{query}-{i}" for i in range(20)][:k]
-
-    def without_k(query):
-        return [{"text": f"{query}-{i}", "score": float(-i)} for i in range(20)]
-
-    async def async_fn(query, k=10):
-        await asyncio.sleep(0)
-        return [(f"{query}-{i}", 1.0 / (i + 1)) for i in range(k)]
-
-    for fn in (with_k, without_k, async_fn):
-        r = as_retriever(fn)
-        assert isinstance(r, Retriever)
-        hits = r.retrieve("q", 3)
-        assert [h.text for h in hits] == ["q-0", "q-1", "q-2"]
-        assert all(isinstance(h, Candidate) for h in hits)
-        ahits = asyncio.run(r.aretrieve("q", 3))
-        assert [h.text for h in ahits] == ["q-0", "q-1", "q-2"]
-    assert as_retriever(async_fn).retrieve("x", 2)[1].score == pytest.approx(0.5)
-
-
-def test_as_retriever_keyword_only_k_and_search_method():
-    def kw(query, *, k=10):
-        return ["x"] * k
-
-    class Searchable:
-        def search(self, query, k):
-            return [query] * k
-
-    assert len(as_retriever(kw).retrieve("q", 4)) == 4
-    assert len(as_retriever(Searchable()).retrieve("q", 2)) == 2
-    bm25 = BM25Retriever(CORPUS)
-    assert as_retriever(bm25).retrieve("cat", 1)[0].text == bm25("cat", 1)[0].text
-
-
-def test_as_retriever_framework_like_objects():
-    class Node:
-        def __init__(self, text):
-            self.text, self.node_id, self.metadata = text, f"n-{text}", {}
-
-        def get_content(self):
-            return self.text
-
-    class NodeWithScore:
-        def __init__(self, text, score):
-            self.node, self.score = Node(text), score
-
-    class LlamaLike:
-        def retrieve(self, q):
-            return [NodeWithScore(q + "1", 0.9), NodeWithScore(q + "2", 0.5)]
-
-        async def aretrieve(self, q):
-            return self.retrieve(q)
-
-    class Doc:
-        def __init__(self, text):
-            self.page_content, self.metadata, self.id = text, {"score": 2.0}, "d1"
-
-    class LangChainLike:
-        def invoke(self, q):
-            return [Doc(q)]
-
-        async def ainvoke(self, q):
-            return [Doc(q)]
-
-    hits = as_retriever(LlamaLike()).retrieve("a", 10)
-    assert [(h.text, h.id, h.score) for h in hits] == [("a1", "n-a1", 0.9), ("a2", "n-a2", 0.5)]
-    hits = asyncio.run(as_retriever(LangChainLike()).aretrieve("b", 10))
-    assert [(h.text, h.id, h.score) for h in hits] == [("b", "d1", 2.0)]
-
-
-def test_as_retriever_rejects_junk_and_bad_results():
-    with pytest.raises(TypeError, match="retriever"):
-        as_retriever(42)
-    with pytest.raises(TypeError, match="single string"):
-        as_retriever(lambda q: "oops").retrieve("q", 3)
-    with pytest.raises(TypeError, match="unsupported type"):
-        as_retriever(lambda q: [object()]).retrieve("q", 3)
-    assert as_retriever(lambda q: None).retrieve("q", 3) == []

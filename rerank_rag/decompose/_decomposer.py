@@ -1,18 +1,27 @@
 """Question decomposition: one LLM call turns a question into standalone sub-questions.
 
-The answer is parsed robustly (:func:`parse_subquestions`): numbered or bulleted lists,
-JSON (a list, or an object with a ``sub_questions``-like key), several questions on one
-line, chatty preambles ("Sure! Here are ...:"). Empty or unusable output means *no
-decomposition* (the pipeline then retrieves with the original question only), never an
-exception unless ``strict=True``.
+:class:`Decomposer` asks an LLM (parsing in :mod:`._parse`); :mod:`._function` adapts a
+plain function ``question -> list[str]`` (sync or async, e.g. gold decompositions) to
+the same ``decompose`` / ``adecompose`` interface, so the pipeline treats every
+decomposer alike.
 
-The sync and async paths share one sans-IO plan (:mod:`rerank_rag._plan`).
+Failure policy (the same for both kinds):
+
+* a *transient* failure (a failed LLM call, an unreadable answer, a function that
+  raised) gives an empty decomposition: the pipeline retrieves with the original
+  question alone. It is logged once at WARNING, counted in ``usage.fallbacks`` and
+  described in :attr:`Decomposition.error`;
+* a *permanent* error (an exception with ``transient = False``, such as
+  :class:`~rerank_rag.LLMConfigurationError`: wrong key, unknown model) is raised;
+* ``strict=True`` raises every failure.
+
+The sync and async paths of :class:`Decomposer` share one sans-IO plan (:mod:`rerank_rag._plan`).
 """
 
 from __future__ import annotations
 
 import inspect
-import json
+import logging
 import re
 import threading
 import time
@@ -24,17 +33,23 @@ from typing import Any, Union
 from .._errors import LLMError, ParseError
 from .._plan import Plan, arun_plan, run_plan
 from .._ranker import check_query
+from .._sync import run_sync
 from .._types import Usage
 from ..llm._base import Completion, LLMRequest, Message
+from ._parse import dedupe_subquestions, question_key, subquestion_items
 
 __all__ = [
     "Decomposer",
     "Decomposition",
-    "parse_subquestions",
-    "dedupe_subquestions",
     "DEFAULT_PROMPT",
     "GATE_PROMPT",
+    "DEFAULT_MAX_SUBQUESTIONS",
 ]
+
+log = logging.getLogger("rerank_rag.decompose")
+
+#: The default cap m on sub-questions (Ammann et al. 2025 use at most 5).
+DEFAULT_MAX_SUBQUESTIONS = 5
 
 #: The default decomposition prompt (``{question}`` and ``{max_subquestions}`` are filled in).
 DEFAULT_PROMPT = (
@@ -60,179 +75,19 @@ SYSTEM_PROMPT = "You are a careful assistant that prepares search queries."
 Gate = Union[str, Callable[[str], Any], None]
 PromptLike = Union[str, Callable[[str, int], Union[str, Sequence[Message]]]]
 
-_WH_START = re.compile(
-    r"^(what|who|whom|whose|when|where|which|why|how|is|are|was|were|do|does|did|can|could|"
-    r"should|would|will|has|have|had|in\s+which|on\s+which|at\s+which|from\s+which|to\s+which|"
-    r"name|list|find|identify)\b",
-    re.IGNORECASE,
-)
-_MARKER = re.compile(
-    r"^\s*(?:"
-    r"[-*\u2022\u00b7\u2013\u2014>]+"  # bullets
-    r"|\(?\d{1,2}\s*[.):\]]"  # 1. 1) (1) 1:
-    r"|(?-i:\(?[a-h][.)])(?=\s)"  # a) b.
-    r"|\[\d{1,2}\]"  # [1]
-    r"|(?:sub[- ]?questions?|sub[- ]?quer(?:y|ies)|question|step|query)\s*\d{0,2}\s*[:.)]"
-    r"|q\d{0,2}\s*[:.)]"  # Q1: Q:
-    r")\s*",
-    re.IGNORECASE,
-)
-_CHATTY = re.compile(
-    r"^(sure|okay|ok|certainly|of course|here|these|this|the (?:following|sub-?questions?)|"
-    r"note|i (?:would|will|can|have)|let me|answer|explanation)\b",
-    re.IGNORECASE,
-)
-_FENCE = re.compile(r"```(?:json|text|markdown)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
-_JSON_KEYS = (
-    "sub_questions", "subquestions", "sub-questions", "sub_queries", "subqueries",
-    "sub-queries", "questions", "queries", "decomposition",
-)
+
+def is_permanent(exc: BaseException) -> bool:
+    """True for an error that cannot heal on retry (``exc.transient is False``)."""
+    return getattr(exc, "transient", True) is False
 
 
-def _normalise(text: str) -> str:
-    """Comparison form of a question: case-folded, punctuation dropped, spaces collapsed."""
-    return " ".join(re.sub(r"[^\w\s#]", " ", text.casefold()).split())
+def describe(exc: BaseException) -> str:
+    """``"ExceptionType: message"``."""
+    return f"{type(exc).__name__}: {exc}"
 
 
-def _clean(item: str) -> str:
-    s = item.strip()
-    for _ in range(3):  # markers may be nested ("1. - **Q1:** ...")
-        s = s.strip().strip("*_`").strip()
-        new = _MARKER.sub("", s, count=1)
-        if new == s:
-            break
-        s = new
-    s = s.strip().strip("*_`").strip()
-    if len(s) >= 2 and s[0] in "\"'\u201c\u2018" and s[-1] in "\"'\u201d\u2019":
-        s = s[1:-1].strip()
-    return " ".join(s.split())
-
-
-def _from_json(text: str) -> list[str] | None:
-    """Sub-questions from a JSON answer, or ``None`` when the text holds no usable JSON."""
-    for opener, closer in (("[", "]"), ("{", "}")):
-        start = text.find(opener)
-        end = text.rfind(closer)
-        if start < 0 or end <= start:
-            continue
-        try:
-            data = json.loads(text[start : end + 1])
-        except (ValueError, RecursionError):
-            continue
-        items = _json_items(data)
-        if items is not None:
-            return items
-    return None
-
-
-def _json_items(data: Any) -> list[str] | None:
-    if isinstance(data, Mapping):
-        lowered = {str(k).lower(): v for k, v in data.items()}
-        for key in _JSON_KEYS:
-            if key in lowered:
-                return _json_items(lowered[key])
-        return None
-    if isinstance(data, list):
-        out: list[str] = []
-        for item in data:
-            if isinstance(item, str):
-                out.append(item)
-            elif isinstance(item, Mapping):
-                for key in ("question", "sub_question", "subquestion", "query", "text"):
-                    if isinstance(item.get(key), str):
-                        out.append(item[key])
-                        break
-        return out
-    return None
-
-
-def _split_questions(line: str) -> list[str]:
-    """Split a line holding several questions ("1. What A? 2. Who B?") after each '?'."""
-    parts = [p for p in re.findall(r"[^?]*\?", line) if p.strip()]
-    return parts or [line]
-
-
-def parse_subquestions(
-    text: str,
-    *,
-    question: str | None = None,
-    max_subquestions: int | None = 5,
-) -> list[str]:
-    """Read sub-questions out of an LLM answer; never raises on malformed text.
-
-    Understands JSON (a list of strings or of ``{"question": ...}`` objects, or an
-    object with a ``sub_questions`` / ``questions`` / ``queries`` key), numbered and
-    bulleted lists, ``Q1:``/``Sub-question 1:`` labels, code fences, markdown emphasis
-    and chatty preambles. Lines containing a ``?`` are preferred; without any, list
-    items and lines that start like a question are kept. The result is de-duplicated
-    (case, punctuation and spacing ignored), the original ``question`` is removed from
-    it, and it is cut to ``max_subquestions``. Returns ``[]`` when nothing usable is
-    found.
-    """
-    if not isinstance(text, str) or not text.strip():
-        return []
-    fenced = _FENCE.findall(text)
-    body = "\n".join(fenced) if fenced else text
-
-    items = _from_json(body)
-    if items is None:
-        items = _from_lines(body)
-    cleaned = [c for c in (_clean(i) for i in items) if len(c) >= 3]
-    return dedupe_subquestions(cleaned, question=question, max_subquestions=max_subquestions)
-
-
-def _from_lines(body: str) -> list[str]:
-    lines = [ln.strip() for ln in body.splitlines() if ln.strip()]
-    with_q: list[str] = []
-    marked: list[str] = []
-    wh: list[str] = []
-    for ln in lines:
-        is_marked = bool(_MARKER.match(ln))
-        if "?" in ln:
-            for part in _split_questions(ln):
-                part = _clean(part)
-                if _CHATTY.match(part) and ":" in part:
-                    part = _clean(part.rsplit(":", 1)[1])  # "Here they are: 1. What ...?"
-                if part and not _CHATTY.match(part):
-                    with_q.append(part)
-            continue
-        content = _clean(ln)
-        if not content or content.endswith(":") or _CHATTY.match(content):
-            continue
-        if is_marked:
-            marked.append(content)
-        elif _WH_START.match(content):
-            wh.append(content)
-    if with_q:
-        return with_q
-    if marked:
-        return marked
-    return wh
-
-
-def dedupe_subquestions(
-    items: Sequence[str],
-    *,
-    question: str | None = None,
-    max_subquestions: int | None = None,
-) -> list[str]:
-    """Drop blanks, repeats of ``question`` and of each other; keep order; cut to the max."""
-    seen: set[str] = set()
-    if question is not None:
-        seen.add(_normalise(question))
-    out: list[str] = []
-    for item in items:
-        if not isinstance(item, str):
-            continue
-        s = " ".join(item.split())
-        norm = _normalise(s)
-        if not norm or norm in seen:
-            continue
-        seen.add(norm)
-        out.append(s)
-        if max_subquestions is not None and len(out) >= max_subquestions:
-            break
-    return out
+def _short(text: str, n: int = 80) -> str:
+    return text if len(text) <= n else text[: n - 3] + "..."
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,8 +101,8 @@ class Decomposition:
         skipped_by_gate: True when the gate judged the question single-hop.
         usage: LLM usage of this call (zero calls on a cache hit, ``cache_hits=1``).
         raw: the raw LLM answer, when an LLM call was made and answered.
-        error: the error message when the LLM call failed and the decomposer fell back
-            to no decomposition (non-strict mode).
+        error: what went wrong when the decomposer fell back to no decomposition
+            (``"ExceptionType: message"``); ``None`` otherwise.
     """
 
     question: str
@@ -313,6 +168,25 @@ def _parse_gate(text: str) -> bool | None:
     return None
 
 
+@dataclass(slots=True)
+class _Answer:
+    """What the plan found out (the LLM part of one decomposition)."""
+
+    sub_questions: tuple[str, ...] = ()
+    skipped_by_gate: bool = False
+    raw: str | None = None
+    error: str | None = None  # set when the decomposition fell back
+    notes: list[str] = field(default_factory=list)  # every fallback, for the log line
+
+
+def _check_max(max_subquestions: object) -> int:
+    if isinstance(max_subquestions, bool) or not isinstance(max_subquestions, int):
+        raise TypeError("max_subquestions must be an int")
+    if max_subquestions < 1:
+        raise ValueError(f"max_subquestions must be >= 1, got {max_subquestions}")
+    return max_subquestions
+
+
 class Decomposer:
     """Turns a question into at most ``max_subquestions`` standalone sub-questions.
 
@@ -330,11 +204,14 @@ class Decomposer:
             ``False`` means the question is single-hop and is not decomposed.
         strict: raise instead of degrading: the LLM's error when a call fails, and
             :class:`~rerank_rag.ParseError` when the answer holds no usable line.
-            Otherwise a failed call or unusable answer gives an empty decomposition
-            (``usage.fallbacks`` counts it).
+            Otherwise a transient failure gives an empty decomposition (logged once at
+            WARNING, counted in ``usage.fallbacks``, described in ``error``). A
+            permanent error (``transient=False``, e.g.
+            :class:`~rerank_rag.LLMConfigurationError`) is always raised.
         cache: ``True`` (default, 1024 entries), an int (LRU size) or ``False``.
-            Decompositions are cached by normalised question (case, punctuation and
-            spacing ignored); failed calls are not cached. Thread-safe.
+            Decompositions are cached by :func:`question_key` (whitespace and the final
+            question mark ignored; case and punctuation kept); fallbacks are not
+            cached. Thread-safe.
         prompt: the user prompt, a template with ``{question}`` and
             ``{max_subquestions}``, or a function ``(question, m) -> str | messages``.
         system_prompt: the system message (``None`` for none); ignored when
@@ -347,7 +224,7 @@ class Decomposer:
         self,
         llm: Any,
         *,
-        max_subquestions: int = 5,
+        max_subquestions: int = DEFAULT_MAX_SUBQUESTIONS,
         gate: Gate = None,
         strict: bool = False,
         cache: bool | int = True,
@@ -358,15 +235,11 @@ class Decomposer:
         from ..llm._adapt import as_backend
 
         self.llm = as_backend(llm)
-        if isinstance(max_subquestions, bool) or not isinstance(max_subquestions, int):
-            raise TypeError("max_subquestions must be an int")
-        if max_subquestions < 1:
-            raise ValueError(f"max_subquestions must be >= 1, got {max_subquestions}")
+        self.max_subquestions = _check_max(max_subquestions)
         if not (gate is None or gate == "llm" or callable(gate)):
             raise ValueError("gate must be None, 'llm' or a callable question -> bool")
         if not (isinstance(prompt, str) or callable(prompt)):
             raise TypeError("prompt must be a template string or a callable")
-        self.max_subquestions = max_subquestions
         self.gate = gate
         self.strict = strict
         self.prompt = prompt
@@ -430,119 +303,117 @@ class Decomposer:
 
     # -- the algorithm -------------------------------------------------------------------
 
-    def _plan(
-        self, question: str, usage: Usage, gate_says: bool | None
-    ) -> Plan[tuple[tuple[str, ...], bool, str | None, str | None, bool]]:
-        """Yields the gate and decomposition requests.
+    def _fail(self, answer: _Answer, usage: Usage, error: BaseException, note: str) -> None:
+        """A failed step: raise (strict, or an error that cannot heal) or record it."""
+        if self.strict or is_permanent(error):
+            raise error
+        usage.fallbacks += 1
+        answer.notes.append(f"{note}: {describe(error)}")
 
-        Returns ``(sub_questions, skipped_by_gate, raw, error, cacheable)``.
-        """
-        if gate_says is False:
-            return (), True, None, None, True
+    def _plan(
+        self, question: str, usage: Usage, gate_says: bool | Exception | None
+    ) -> Plan[_Answer]:
+        """Gate (optional), then one decomposition request; the answer is parsed once.
+
+        ``gate_says`` is the callable gate's verdict (``None`` without one, or the
+        exception it raised)."""
+        answer = _Answer()
+        if isinstance(gate_says, Exception):
+            self._fail(answer, usage, gate_says, "gate failed, decomposing anyway")
+        elif gate_says is False:
+            answer.skipped_by_gate = True
+            return answer
         if self.gate == "llm":
             [out] = yield [self._gate_request(question)]
             if isinstance(out, LLMError):
-                if self.strict:
-                    raise out
-                usage.fallbacks += 1
-            else:
-                verdict = _parse_gate(out.text)
-                if verdict is None:
-                    if self.strict:
-                        raise ParseError(f"unreadable single/multi-hop gate answer: {out.text!r}")
-                    usage.fallbacks += 1
-                elif verdict is False:
-                    return (), True, None, None, True
+                self._fail(answer, usage, out, "gate call failed, decomposing anyway")
+            elif (verdict := _parse_gate(out.text)) is None:
+                error = ParseError(f"unreadable single/multi-hop gate answer: {out.text!r}")
+                self._fail(answer, usage, error, "decomposing anyway")
+            elif verdict is False:
+                answer.skipped_by_gate = True
+                return answer
         [out] = yield [self.build_request(question)]
         if isinstance(out, LLMError):
-            if self.strict:
-                raise out
-            usage.fallbacks += 1
-            return (), False, None, f"{type(out).__name__}: {out}", False
+            self._fail(answer, usage, out, "decomposition call failed")
+            answer.error = describe(out)
+            return answer
         assert isinstance(out, Completion)
-        subs = parse_subquestions(
-            out.text, question=question, max_subquestions=self.max_subquestions
+        answer.raw = out.text
+        items = subquestion_items(out.text)
+        if not items:
+            error = ParseError(f"no sub-question found in the LLM answer: {_short(out.text)!r}")
+            self._fail(answer, usage, error, "unusable answer")
+            answer.error = describe(error)
+            return answer
+        # Items that only restate the question are the model's way of saying "no
+        # decomposition needed": an empty, valid answer.
+        answer.sub_questions = tuple(
+            dedupe_subquestions(items, question=question, max_subquestions=self.max_subquestions)
         )
-        if not subs:
-            # Nothing usable. If the model only restated the question, that is its way
-            # of saying "no decomposition needed"; anything else is a parse failure.
-            restated = bool(parse_subquestions(out.text, max_subquestions=None))
-            if not restated:
-                if self.strict:
-                    raise ParseError(f"no sub-question found in the LLM answer: {out.text!r}")
-                usage.fallbacks += 1
-        return tuple(subs), False, out.text, None, True
+        return answer
 
-    def _lookup(self, question: str) -> Decomposition | None:
-        if self._cache is None:
-            return None
-        hit = self._cache.get(_normalise(question))
+    def _cached(self, question: str, key: str) -> Decomposition | None:
+        hit = self._cache.get(key) if self._cache is not None else None
         if hit is None:
             return None
         subs, skipped = hit
+        return Decomposition(question, subs, True, skipped, Usage(cache_hits=1))
+
+    def _finish(
+        self, question: str, key: str, answer: _Answer, usage: Usage, t0: float
+    ) -> Decomposition:
+        usage.wall_time = time.perf_counter() - t0
+        if answer.notes:
+            log.warning(
+                "question decomposition degraded for %r: %s",
+                _short(question), "; ".join(answer.notes),
+            )
+        if answer.error is None and self._cache is not None:
+            self._cache.put(key, (answer.sub_questions, answer.skipped_by_gate))
         return Decomposition(
-            question=question,
-            sub_questions=subs,
-            from_cache=True,
-            skipped_by_gate=skipped,
-            usage=Usage(cache_hits=1),
+            question, answer.sub_questions, False, answer.skipped_by_gate, usage,
+            answer.raw, answer.error,
         )
-
-    def _store(self, question: str, subs: tuple[str, ...], skipped: bool) -> None:
-        if self._cache is not None:
-            self._cache.put(_normalise(question), (subs, skipped))
-
-    def _gate_callable(self, question: str) -> Any:
-        if callable(self.gate):
-            return self.gate(question)
-        return None
 
     def decompose(self, question: str) -> Decomposition:
         """Decompose ``question`` (sync). Raises ``ValueError`` for an empty question."""
         question = check_query(question)
-        cached = self._lookup(question)
+        key = question_key(question)
+        cached = self._cached(question, key)
         if cached is not None:
             return cached
-        t0 = time.perf_counter()
-        usage = Usage()
-        gate_says = self._gate_callable(question)
-        if inspect.isawaitable(gate_says):
-            import asyncio
-
-            gate_says = asyncio.run(_await(gate_says))
-        subs, skipped, raw, error, cacheable = run_plan(
-            self._plan(question, usage, None if gate_says is None else bool(gate_says)),
-            self.llm,
-            usage,
-        )
-        usage.wall_time = time.perf_counter() - t0
-        if cacheable:
-            self._store(question, subs, skipped)
-        return Decomposition(question, subs, False, skipped, usage, raw, error)
+        t0, usage = time.perf_counter(), Usage()
+        gate_says: Any = None
+        if callable(self.gate):
+            try:
+                gate_says = self.gate(question)
+                if inspect.isawaitable(gate_says):
+                    gate_says = run_sync(gate_says)
+                gate_says = bool(gate_says)
+            except Exception as exc:  # noqa: BLE001 - judged in _plan
+                gate_says = exc
+        plan = self._plan(question, usage, gate_says)
+        return self._finish(question, key, run_plan(plan, self.llm, usage), usage, t0)
 
     async def adecompose(self, question: str) -> Decomposition:
         """Async twin of :meth:`decompose`."""
         question = check_query(question)
-        cached = self._lookup(question)
+        key = question_key(question)
+        cached = self._cached(question, key)
         if cached is not None:
             return cached
-        t0 = time.perf_counter()
-        usage = Usage()
-        gate_says = self._gate_callable(question)
-        if inspect.isawaitable(gate_says):
-            gate_says = await gate_says
-        subs, skipped, raw, error, cacheable = await arun_plan(
-            self._plan(question, usage, None if gate_says is None else bool(gate_says)),
-            self.llm,
-            usage,
-        )
-        usage.wall_time = time.perf_counter() - t0
-        if cacheable:
-            self._store(question, subs, skipped)
-        return Decomposition(question, subs, False, skipped, usage, raw, error)
+        t0, usage = time.perf_counter(), Usage()
+        gate_says: Any = None
+        if callable(self.gate):
+            try:
+                gate_says = self.gate(question)
+                if inspect.isawaitable(gate_says):
+                    gate_says = await gate_says
+                gate_says = bool(gate_says)
+            except Exception as exc:  # noqa: BLE001 - judged in _plan
+                gate_says = exc
+        plan = self._plan(question, usage, gate_says)
+        return self._finish(question, key, await arun_plan(plan, self.llm, usage), usage, t0)
 
     __call__ = decompose
-
-
-async def _await(aw: Any) -> Any:
-    return await aw

@@ -1,8 +1,19 @@
 """Merging the result lists of several queries into one de-duplicated pool.
 
-Candidates are the same when they have the same ``id``; candidates without an id are
-the same when their normalised text (case-folded, whitespace collapsed) is equal. A
-candidate with an id and one without are never merged (ids are authoritative).
+**When two retrieved candidates are the same passage** (one rule, applied everywhere):
+
+* their texts must be equal after :func:`passage_text_key` (Unicode NFC, runs of
+  whitespace collapsed, ends stripped; case and punctuation are kept), and
+* their ids must not disagree: equal ids, or at least one of them without an id.
+
+So a passage found once with an id and once without is one pool entry (it takes the
+id: the first candidate seen with an id represents it). Different ids with the same
+text are different passages (a corpus may hold duplicates; ids are authoritative).
+Different texts under the same id are kept apart as different passages, never
+collapsed: collapsing could lose a passage (chunks sharing their document's id,
+query-dependent snippets), and keeping both costs the reranker one more candidate.
+Each such id is logged once per merge at WARNING and counted in
+``usage["retrieve"].id_conflicts`` by the pipeline.
 
 Every pooled candidate keeps its *provenance*: which queries found it, at which rank
 and with which first-stage score. Merging never loses a distinct candidate and never
@@ -23,13 +34,25 @@ whose windows start from the end of the list, and for any fallback to input orde
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import logging
+import unicodedata
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 from .._types import Candidate
 
-__all__ = ["Hit", "PooledCandidate", "merge_results", "candidate_key", "MergeMethod"]
+__all__ = [
+    "Hit",
+    "PooledCandidate",
+    "merge_results",
+    "candidate_key",
+    "passage_text_key",
+    "id_conflicts",
+    "MergeMethod",
+]
+
+log = logging.getLogger("rerank_rag.decompose")
 
 MergeMethod = Literal["union", "interleave", "rrf"]
 MERGE_METHODS: tuple[str, ...] = ("union", "interleave", "rrf")
@@ -57,8 +80,10 @@ class PooledCandidate:
     """A de-duplicated candidate with its provenance.
 
     Attributes:
-        candidate: the candidate as first seen (from the earliest query that found it).
-        key: the de-duplication key (``"id:<id>"`` or ``"text:<sha1>"``).
+        candidate: the candidate that represents the entry: the first one seen with an
+            id, else the first one seen.
+        key: a key unique within the pool (``"id:<id>"`` or ``"text:<sha1>"``;
+            ``"#2"``, ``"#3"``... appended when an id carries several texts).
         hits: every query that retrieved it, in query order.
         fused_score: the RRF score when ``method="rrf"``, else ``None``.
     """
@@ -96,16 +121,93 @@ class PooledCandidate:
         }
 
 
-def _normalise_text(text: str) -> str:
-    return " ".join(text.casefold().split())
+def passage_text_key(text: str) -> str:
+    """The comparison form of a passage text: NFC, whitespace runs collapsed, ends stripped.
+
+    Nothing else is dropped: case, punctuation and symbols are part of the passage.
+    """
+    if not text.isascii():
+        text = unicodedata.normalize("NFC", text)
+    return " ".join(text.split())
 
 
 def candidate_key(candidate: Candidate) -> str:
-    """The de-duplication key of a candidate: its id, else a hash of its normalised text."""
+    """The key of a candidate on its own: ``"id:<id>"``, else a hash of its text key.
+
+    In a pool, an id-less candidate joins the entry holding the same text (which may
+    carry an id); see the module docs for the full rule.
+    """
     if candidate.id is not None:
         return f"id:{candidate.id}"
-    digest = hashlib.sha1(_normalise_text(candidate.text).encode("utf-8")).hexdigest()
+    digest = hashlib.sha1(passage_text_key(candidate.text).encode("utf-8")).hexdigest()
     return f"text:{digest}"
+
+
+class _Entry:
+    __slots__ = ("candidate", "ident", "hits", "first_seen")
+
+    def __init__(self, candidate: Candidate, first_seen: int) -> None:
+        self.candidate = candidate
+        self.ident = candidate.id
+        self.hits: list[Hit] = []
+        self.first_seen = first_seen
+
+
+class _Pool:
+    """The de-duplication rule of the module docs, as two look-ups."""
+
+    def __init__(self) -> None:
+        self.entries: list[_Entry] = []
+        self._by_id_text: dict[tuple[Hashable, str], _Entry] = {}
+        self._by_text: dict[str, _Entry] = {}  # the first entry seen with this text
+
+    def entry_for(self, cand: Candidate) -> _Entry:
+        text = passage_text_key(cand.text)
+        if cand.id is None:
+            found = self._by_text.get(text)
+        else:
+            found = self._by_id_text.get((cand.id, text))
+            if found is None:
+                same_text = self._by_text.get(text)
+                if same_text is not None and same_text.ident is None:
+                    found = same_text  # the id-less entry adopts this id
+                    found.ident, found.candidate = cand.id, cand
+                    self._by_id_text[(cand.id, text)] = found
+        if found is not None:
+            return found
+        entry = _Entry(cand, len(self.entries))
+        self.entries.append(entry)
+        self._by_text.setdefault(text, entry)
+        if cand.id is not None:
+            self._by_id_text[(cand.id, text)] = entry
+        return entry
+
+    def conflicting_ids(self) -> list[Hashable]:
+        """Ids held by more than one entry (entries of one id differ in text)."""
+        count: dict[Hashable, int] = {}
+        for e in self.entries:
+            if e.ident is not None:
+                count[e.ident] = count.get(e.ident, 0) + 1
+        return [i for i, n in count.items() if n > 1]
+
+
+def _keys(entries: Sequence[_Entry]) -> list[str]:
+    used: dict[str, int] = {}
+    out: list[str] = []
+    for e in entries:
+        base = candidate_key(e.candidate)
+        used[base] = used.get(base, 0) + 1
+        out.append(base if used[base] == 1 else f"{base}#{used[base]}")
+    return out
+
+
+def id_conflicts(pool: Sequence[PooledCandidate]) -> int:
+    """How many ids label more than one pool entry (different texts under one id)."""
+    seen: dict[object, int] = {}
+    for p in pool:
+        if p.candidate.id is not None:
+            seen[p.candidate.id] = seen.get(p.candidate.id, 0) + 1
+    return sum(1 for n in seen.values() if n > 1)
 
 
 def merge_results(
@@ -115,7 +217,7 @@ def merge_results(
     method: str = "union",
     rrf_k: int = 60,
 ) -> list[PooledCandidate]:
-    """Merge per-query result lists into one pool (see the module docs for the orders).
+    """Merge per-query result lists into one pool (see the module docs for the rule).
 
     Args:
         results: one list per query, best first. A query whose retrieval failed may be
@@ -124,7 +226,8 @@ def merge_results(
         method: ``"union"``, ``"interleave"`` or ``"rrf"``.
         rrf_k: the RRF constant (60, as in Cormack et al. 2009).
 
-    Duplicates inside one query's list keep only their first (best) rank.
+    Duplicates inside one query's list keep only their first (best) rank. Ids that
+    carry several texts are logged once at WARNING.
     """
     if len(results) != len(queries):
         raise ValueError(f"got {len(results)} result lists for {len(queries)} queries")
@@ -133,42 +236,41 @@ def merge_results(
     if isinstance(rrf_k, bool) or not isinstance(rrf_k, int) or rrf_k < 0:
         raise ValueError(f"rrf_k must be a non-negative int, got {rrf_k!r}")
 
-    first: dict[str, Candidate] = {}
-    seen_order: dict[str, int] = {}
-    hits: dict[str, list[Hit]] = {}
-    # per-query de-duplicated (key, rank) lists, for the interleave order
-    per_query: list[list[str]] = []
+    pool = _Pool()
+    per_query: list[list[_Entry]] = []  # each query's entries, de-duplicated, by rank
     for qi, (query, lst) in enumerate(zip(queries, results)):
-        keys_here: list[str] = []
-        seen_here: set[str] = set()
+        here: list[_Entry] = []
         for rank, cand in enumerate(lst, start=1):
-            key = candidate_key(cand)
-            if key in seen_here:
-                continue
-            seen_here.add(key)
-            keys_here.append(key)
-            if key not in first:
-                first[key] = cand
-                seen_order[key] = len(seen_order)
-                hits[key] = []
-            hits[key].append(Hit(qi, query, rank, cand.score))
-        per_query.append(keys_here)
+            entry = pool.entry_for(cand)
+            if entry.hits and entry.hits[-1].query_index == qi:
+                continue  # already found by this query at a better rank
+            entry.hits.append(Hit(qi, query, rank, cand.score))
+            here.append(entry)
+        per_query.append(here)
 
+    conflicts = pool.conflicting_ids()
+    if conflicts:
+        shown = ", ".join(repr(i) for i in conflicts[:5]) + (", ..." if len(conflicts) > 5 else "")
+        log.warning(
+            "merge: %d id(s) carry different texts (%s); kept as separate passages",
+            len(conflicts), shown,
+        )
+
+    fused: dict[int, float] = {}
     if method == "union":
-        order = sorted(first, key=seen_order.__getitem__)
+        order = list(pool.entries)
     elif method == "interleave":
-        order = []
-        placed: set[str] = set()
-        depth = max((len(p) for p in per_query), default=0)
-        for r in range(depth):
-            for keys_here in per_query:
-                if r < len(keys_here) and keys_here[r] not in placed:
-                    placed.add(keys_here[r])
-                    order.append(keys_here[r])
+        order, placed = [], set()
+        for r in range(max((len(h) for h in per_query), default=0)):
+            for here in per_query:
+                if r < len(here) and id(here[r]) not in placed:
+                    placed.add(id(here[r]))
+                    order.append(here[r])
     else:
-        fused = {key: sum(1.0 / (rrf_k + h.rank) for h in hs) for key, hs in hits.items()}
-        order = sorted(first, key=lambda key: (-fused[key], seen_order[key]))
-        return [
-            PooledCandidate(first[key], key, tuple(hits[key]), fused[key]) for key in order
-        ]
-    return [PooledCandidate(first[key], key, tuple(hits[key]), None) for key in order]
+        fused = {id(e): sum(1.0 / (rrf_k + h.rank) for h in e.hits) for e in pool.entries}
+        order = sorted(pool.entries, key=lambda e: (-fused[id(e)], e.first_seen))
+    keys = dict(zip(map(id, pool.entries), _keys(pool.entries)))
+    return [
+        PooledCandidate(e.candidate, keys[id(e)], tuple(e.hits), fused.get(id(e)))
+        for e in order
+    ]

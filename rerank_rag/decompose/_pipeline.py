@@ -1,158 +1,55 @@
 """Decompose, retrieve every query concurrently, merge, rerank against the original question.
 
 This is the pipeline of Ammann, Golde & Akbik (2025), "Question Decomposition for
-Retrieval-Augmented Generation": Q = {q} + DECOMPOSE(q); retrieve top-k for every
-query; merge (union with de-duplication); rerank the pool against the *original*
-question; keep the top results.
+Retrieval-Augmented Generation": Q = {q} + DECOMPOSE(q); retrieve ``k`` candidates for
+every query; merge (union with de-duplication); rerank the pool against the *original*
+question; keep the ``top_n`` best.
+
+Reading guide: :meth:`DecomposeRetrieveRerank._steps` is the whole pipeline, top to
+bottom, in one generator. It *yields* the three slow calls (decompose; retrieve every
+query; rerank) and receives their outcomes; everything else (what a failure means,
+merging, the final cut) happens there, once. :meth:`~DecomposeRetrieveRerank.run` and
+:meth:`~DecomposeRetrieveRerank.arun` are two small drivers that perform those calls,
+with threads or with asyncio.
+
+Failure policy (each recorded in :attr:`PipelineResult.failures` and in ``usage``):
+
+* a decomposer's transient failure: no decomposition (the decomposer logs it);
+* a query whose retrieval fails: skipped (``usage["retrieve"].failed_calls``); every
+  query failing raises :class:`RetrievalError`;
+* a reranker failure: the merged order is kept (``usage["rerank"].fallbacks``);
+* the pipeline logs its own degradations once per run at WARNING;
+* an error with ``transient = False`` (e.g. :class:`~rerank_rag.LLMConfigurationError`)
+  is raised from any stage; ``strict=True`` raises every failure.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
+import logging
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Union
 
 from .._errors import RerankRagError
 from .._ranker import check_query
+from .._retrieval import Retriever, as_retriever
 from .._types import Candidate, Ranking, Usage, check_top_n
-from ..retrievers import Retriever, as_retriever
-from ._decomposer import Decomposer, Decomposition, dedupe_subquestions
-from ._merge import MERGE_METHODS, PooledCandidate, merge_results
+from ._decomposer import Decomposition, describe, is_permanent
+from ._function import as_decomposer
+from ._merge import MERGE_METHODS, PooledCandidate, id_conflicts, merge_results
+from ._result import PipelineResult, RetrievalUsage, StageFailure
 
-__all__ = [
-    "DecomposeRetrieveRerank",
-    "PipelineResult",
-    "RetrievalUsage",
-    "SkippedQuery",
-    "RetrievalError",
-]
+__all__ = ["DecomposeRetrieveRerank", "RetrievalError"]
+
+log = logging.getLogger("rerank_rag.decompose")
 
 
 class RetrievalError(RerankRagError):
     """First-stage retrieval failed (in strict mode, or for every query)."""
-
-
-@dataclass(frozen=True, slots=True)
-class SkippedQuery:
-    """A query whose retrieval failed and was skipped (non-strict mode).
-
-    Attributes:
-        index: position in :attr:`PipelineResult.queries` (0 = original question).
-        query: the query text.
-        error: ``"ExceptionType: message"``.
-        exception: the exception itself.
-    """
-
-    index: int
-    query: str
-    error: str
-    exception: BaseException | None = None
-
-
-@dataclass(slots=True)
-class RetrievalUsage:
-    """What the retrieval stage did.
-
-    Attributes:
-        calls: retriever calls made (one per query).
-        failed_calls: calls that raised (their queries are in ``skipped_queries``).
-        hits: candidates returned over all queries (before de-duplication).
-        unique: candidates in the merged pool.
-        wall_time: seconds for the whole stage (all queries, concurrently).
-        per_query_time: seconds per query, aligned with the query list.
-    """
-
-    calls: int = 0
-    failed_calls: int = 0
-    hits: int = 0
-    unique: int = 0
-    wall_time: float = 0.0
-    per_query_time: tuple[float, ...] = ()
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "calls": self.calls,
-            "failed_calls": self.failed_calls,
-            "hits": self.hits,
-            "unique": self.unique,
-            "wall_time": self.wall_time,
-            "per_query_time": list(self.per_query_time),
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class PipelineResult:
-    """The result of :meth:`DecomposeRetrieveRerank.run`.
-
-    Attributes:
-        question: the original question.
-        candidates: the final ``top_k`` candidates, best first (each appears once).
-        scores: the reranker's score per final candidate (non-increasing); without a
-            reranker, the RRF score (``merge="rrf"``) or ``1 - position / n``.
-        items: the final candidates with their provenance (:class:`PooledCandidate`).
-        pool: every merged candidate, in the order given to the reranker.
-        queries: the query set (original question first, then the sub-questions).
-        decomposition: the decomposer's result (``None`` without a decomposer).
-        skipped_queries: queries whose retrieval failed (non-strict mode).
-        usage: per stage: ``"decompose"`` (:class:`~rerank_rag.Usage`), ``"retrieve"``
-            (:class:`RetrievalUsage`), ``"rerank"`` (:class:`~rerank_rag.Usage`), each
-            with its ``wall_time``.
-        wall_time: seconds for the whole run.
-        ranking: the reranker's raw :class:`~rerank_rag.Ranking` (positions into ``pool``).
-        rerank_error: the reranker's error message when it failed and the pool order was
-            kept instead (non-strict mode).
-    """
-
-    question: str
-    candidates: list[Candidate]
-    scores: list[float]
-    items: list[PooledCandidate]
-    pool: list[PooledCandidate]
-    queries: tuple[str, ...]
-    decomposition: Decomposition | None
-    skipped_queries: tuple[SkippedQuery, ...]
-    usage: dict[str, Any]
-    wall_time: float
-    ranking: Ranking
-    rerank_error: str | None = None
-
-    @property
-    def sub_questions(self) -> tuple[str, ...]:
-        return self.queries[1:]
-
-    def llm_usage(self) -> Usage:
-        """LLM usage of decomposition and reranking together (depths add up)."""
-        total = Usage()
-        total.merge(self.usage["decompose"]).merge(self.usage["rerank"])
-        total.wall_time = self.wall_time
-        return total
-
-    def as_dict(self) -> dict[str, Any]:
-        """A JSON-able summary (for logs and evaluation records)."""
-        return {
-            "question": self.question,
-            "queries": list(self.queries),
-            "results": [
-                {**it.as_dict(), "score": s} for it, s in zip(self.items, self.scores)
-            ],
-            "pool_size": len(self.pool),
-            "skipped_queries": [{"index": s.index, "query": s.query, "error": s.error}
-                                for s in self.skipped_queries],
-            "usage": {
-                "decompose": self.usage["decompose"].as_dict(),
-                "retrieve": self.usage["retrieve"].as_dict(),
-                "rerank": self.usage["rerank"].as_dict(),
-            },
-            "wall_time": self.wall_time,
-            "rerank_error": self.rerank_error,
-        }
-
-
-DecomposerLike = Any  # Decomposer | Callable[[str], Sequence[str]] | None
 
 
 class _ScorerRanker:
@@ -215,36 +112,58 @@ def _validate_ranking(ranking: Any, n: int) -> Ranking:
     return ranking
 
 
+# The three slow calls the pipeline yields (and what the drivers send back).
+@dataclass(frozen=True, slots=True)
+class _Decompose:  # -> Decomposition
+    question: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Retrieve:  # -> one (candidates | exception, seconds) per query
+    queries: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Rerank:  # -> Ranking | exception
+    question: str
+    candidates: tuple[Candidate, ...]
+
+
+_Call = Union[_Decompose, _Retrieve, _Rerank]
+_MISSING: Any = object()
+
+
 class DecomposeRetrieveRerank:
     """Question decomposition + concurrent retrieval + merge + rerank.
 
     Args:
         retriever: the first stage: a callable ``query -> list of passages`` (sync or
-            async, optionally taking ``k``), a :class:`~rerank_rag.retrievers.BM25Retriever`,
-            or a LangChain / LlamaIndex retriever (see
-            :func:`~rerank_rag.retrievers.as_retriever`).
+            async; ``k`` is passed only to a parameter named for it), a
+            :class:`~rerank_rag.retrievers.BM25Retriever`, or a LangChain / LlamaIndex
+            retriever (see :func:`~rerank_rag.as_retriever`).
         ranker: any rerank-rag ranker (``rank`` / ``arank``: pointwise, listwise,
             JointRank), a pointwise ``Scorer``, or ``None`` to keep the merged order.
             It always scores against the *original* question.
         decomposer: ``None`` (single-query retrieval + rerank, the baseline), a
-            :class:`Decomposer`, an LLM backend (wrapped in a default
-            ``Decomposer``), or a callable ``question -> list[str]`` (sync or async)
-            returning sub-questions (e.g. gold decompositions). The original question
-            is always kept; sub-questions that repeat it or each other are dropped.
+            :class:`Decomposer`, an LLM backend (wrapped in a default ``Decomposer``),
+            or a callable ``question -> list[str]`` (sync or async) returning
+            sub-questions (e.g. gold decompositions). The original question is always
+            kept; sub-questions that repeat it or each other are dropped.
         k: candidates retrieved per query (default 10, as in the paper).
-        top_k: results returned after reranking (default 10; ``None`` for the whole pool).
+        top_n: results returned after reranking (default 10; ``None`` for the whole pool).
         merge: ``"union"`` (default; the paper's plain union in first-seen order),
             ``"interleave"`` (round-robin by rank) or ``"rrf"`` (reciprocal rank fusion).
             The merged order is the reranker's input order.
         rrf_k: the RRF constant (default 60).
-        strict: raise instead of degrading. A retriever error then raises
+        strict: raise instead of degrading: a retriever error raises
             :class:`RetrievalError`, a decomposer or reranker error propagates.
-            Otherwise a failed query is skipped (recorded in ``skipped_queries``), a
-            failed callable decomposer means no decomposition, and a failed reranker
-            keeps the merged order (``usage["rerank"].fallbacks``). If *every* query
-            fails, :class:`RetrievalError` is raised in both modes.
+        max_subquestions: cap on sub-questions for a callable decomposer or an LLM
+            backend (default 5); a :class:`Decomposer` keeps its own.
+        retriever_timeout: seconds one retriever call may take (default ``None``: no
+            limit). A call past it counts as a failed query (``TimeoutError``).
         max_workers: threads for sync retrieval of several queries (default: one per
             query, at most 16).
+        top_k: deprecated name of ``top_n`` (DeprecationWarning; removed after 0.2).
     """
 
     def __init__(
@@ -252,273 +171,238 @@ class DecomposeRetrieveRerank:
         retriever: Any,
         ranker: Any,
         *,
-        decomposer: DecomposerLike = None,
+        decomposer: Any = None,
         k: int = 10,
-        top_k: int | None = 10,
+        top_n: int | None = _MISSING,
         merge: str = "union",
         rrf_k: int = 60,
         strict: bool = False,
+        max_subquestions: int | None = None,
+        retriever_timeout: float | None = None,
         max_workers: int | None = None,
+        top_k: int | None = _MISSING,
     ) -> None:
-        self.retriever: Retriever = as_retriever(retriever)
-        self.ranker = _as_ranker(ranker)
-        if (
-            decomposer is not None
-            and not isinstance(decomposer, Decomposer)
-            and callable(getattr(decomposer, "complete", None))
-            and callable(getattr(decomposer, "acomplete", None))
-        ):
-            decomposer = Decomposer(decomposer, strict=strict)  # an LLM backend
-        if not (decomposer is None or isinstance(decomposer, Decomposer) or callable(decomposer)):
-            raise TypeError(
-                "decomposer must be None, a Decomposer, an LLM backend or a callable "
-                "question -> list[str]"
+        if top_k is not _MISSING:
+            if top_n is not _MISSING:
+                raise TypeError("pass top_n only (top_k is its deprecated name)")
+            warnings.warn(
+                "DecomposeRetrieveRerank(top_k=...) is deprecated; use top_n=",
+                DeprecationWarning, stacklevel=2,
             )
+            top_n = top_k
+        top_n = 10 if top_n is _MISSING else top_n
         _check_positive("k", k)
-        _check_positive("top_k", top_k, allow_none=True)
+        _check_positive("top_n", top_n, allow_none=True)
         _check_positive("max_workers", max_workers, allow_none=True)
         if merge not in MERGE_METHODS:
             raise ValueError(f"merge must be one of {', '.join(MERGE_METHODS)}; got {merge!r}")
         if isinstance(rrf_k, bool) or not isinstance(rrf_k, int) or rrf_k < 0:
             raise ValueError(f"rrf_k must be a non-negative int, got {rrf_k!r}")
-        self.decomposer = decomposer
+        self.retriever: Retriever = as_retriever(retriever, timeout=retriever_timeout)
+        self.ranker = _as_ranker(ranker)
+        self.decomposer = as_decomposer(
+            decomposer, max_subquestions=max_subquestions, strict=strict
+        )
         self.k = k
-        self.top_k = top_k
+        self.top_n = top_n
         self.merge = merge
         self.rrf_k = rrf_k
         self.strict = strict
         self.max_workers = max_workers
 
+    @property
+    def top_k(self) -> int | None:
+        """Deprecated name of :attr:`top_n`."""
+        warnings.warn("DecomposeRetrieveRerank.top_k is deprecated; use top_n",
+                      DeprecationWarning, stacklevel=2)
+        return self.top_n
+
     def __repr__(self) -> str:
         return (
-            f"DecomposeRetrieveRerank(retriever={self.retriever!r}, ranker={type(self.ranker).__name__}, "
-            f"decomposer={type(self.decomposer).__name__}, k={self.k}, top_k={self.top_k}, "
-            f"merge={self.merge!r})"
+            f"DecomposeRetrieveRerank(retriever={self.retriever!r}, "
+            f"ranker={type(self.ranker).__name__}, decomposer={self.decomposer!r}, "
+            f"k={self.k}, top_n={self.top_n}, merge={self.merge!r})"
         )
 
-    # -- stage 1: decomposition ----------------------------------------------------------
+    # -- the pipeline, top to bottom ------------------------------------------------------
 
-    def _from_callable(self, question: str, subs: Any, t0: float) -> Decomposition:
-        if subs is None:
-            subs = []
-        if isinstance(subs, str) or not isinstance(subs, Sequence):
-            raise TypeError("a decomposer callable must return a list of strings")
-        kept = dedupe_subquestions(list(subs), question=question)
-        return Decomposition(
-            question, tuple(kept), usage=Usage(wall_time=time.perf_counter() - t0)
+    def _steps(self, question: str) -> Generator[_Call, Any, PipelineResult]:
+        t_start = time.perf_counter()
+        failures: list[StageFailure] = []
+
+        # 1. Decomposition: the query set is the question plus its sub-questions.
+        #    (A decomposer degrades by itself: an empty decomposition with an error.)
+        decomposition: Decomposition | None = None
+        queries: tuple[str, ...] = (question,)
+        if self.decomposer is not None:
+            decomposition = yield _Decompose(question)
+            queries = decomposition.queries
+            if decomposition.error is not None:
+                failures.append(StageFailure("decompose", decomposition.error))
+
+        # 2. Retrieval: k candidates for every query, all at once. A failed query is
+        #    recorded and skipped; strict mode or a permanent error raises.
+        t0 = time.perf_counter()
+        outcomes = yield _Retrieve(queries)
+        retrieval = RetrievalUsage(
+            calls=len(queries),
+            wall_time=time.perf_counter() - t0,
+            per_query_time=tuple(seconds for _, seconds in outcomes),
         )
-
-    def _callable_failed(self, question: str, exc: BaseException, t0: float) -> Decomposition:
-        if self.strict:
-            raise exc
-        usage = Usage(fallbacks=1, wall_time=time.perf_counter() - t0)
-        return Decomposition(question, (), usage=usage, error=f"{type(exc).__name__}: {exc}")
-
-    def _decompose(self, question: str) -> Decomposition | None:
-        d = self.decomposer
-        if d is None:
-            return None
-        if isinstance(d, Decomposer):
-            return d.decompose(question)
-        t0 = time.perf_counter()
-        try:
-            subs = d(question)
-            if inspect.isawaitable(subs):
-                subs = asyncio.run(_await(subs))
-            return self._from_callable(question, subs, t0)
-        except Exception as exc:  # noqa: BLE001 - degrade or re-raise per strict
-            return self._callable_failed(question, exc, t0)
-
-    async def _adecompose(self, question: str) -> Decomposition | None:
-        d = self.decomposer
-        if d is None:
-            return None
-        if isinstance(d, Decomposer):
-            return await d.adecompose(question)
-        t0 = time.perf_counter()
-        try:
-            if inspect.iscoroutinefunction(d) or inspect.iscoroutinefunction(
-                getattr(d, "__call__", None)
-            ):
-                subs = await d(question)
-            else:
-                subs = await asyncio.to_thread(d, question)
-                if inspect.isawaitable(subs):
-                    subs = await subs
-            return self._from_callable(question, subs, t0)
-        except Exception as exc:  # noqa: BLE001
-            return self._callable_failed(question, exc, t0)
-
-    # -- stage 2: retrieval ---------------------------------------------------------------
-
-    def _timed_retrieve(self, query: str) -> tuple[list[Candidate] | BaseException, float]:
-        t0 = time.perf_counter()
-        try:
-            out: list[Candidate] | BaseException = self.retriever.retrieve(query, self.k)
-        except Exception as exc:  # noqa: BLE001 - recorded per query
-            out = exc
-        return out, time.perf_counter() - t0
-
-    async def _atimed_retrieve(self, query: str) -> tuple[list[Candidate] | BaseException, float]:
-        t0 = time.perf_counter()
-        try:
-            out: list[Candidate] | BaseException = await self.retriever.aretrieve(query, self.k)
-        except Exception as exc:  # noqa: BLE001
-            out = exc
-        return out, time.perf_counter() - t0
-
-    def _retrieve_all(self, queries: Sequence[str]) -> list[tuple[Any, float]]:
-        if len(queries) == 1 and not self.retriever.is_async:
-            return [self._timed_retrieve(queries[0])]
-        # (an async retriever always runs in a worker thread, with its own event loop, so
-        # that ``run`` also works when called from code that has a running loop)
-        workers = min(len(queries), self.max_workers or 16)
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rerank-rag-retrieve") as ex:
-            return list(ex.map(self._timed_retrieve, queries))
-
-    def _collect(
-        self, queries: Sequence[str], outcomes: Sequence[tuple[Any, float]], wall: float
-    ) -> tuple[list[list[Candidate]], list[SkippedQuery], RetrievalUsage]:
         results: list[list[Candidate]] = []
-        skipped: list[SkippedQuery] = []
-        usage = RetrievalUsage(calls=len(queries), wall_time=wall)
-        usage.per_query_time = tuple(t for _, t in outcomes)
-        for i, (q, (out, _)) in enumerate(zip(queries, outcomes)):
-            if isinstance(out, BaseException):
+        for i, (query, (found, _)) in enumerate(zip(queries, outcomes)):
+            if isinstance(found, Exception):
+                if is_permanent(found):
+                    raise found
                 if self.strict:
                     raise RetrievalError(
-                        f"retrieval failed for query {i} ({q!r}): {type(out).__name__}: {out}"
-                    ) from out
-                usage.failed_calls += 1
-                skipped.append(SkippedQuery(i, q, f"{type(out).__name__}: {out}", out))
-                results.append([])
-            else:
-                results.append(out)
-                usage.hits += len(out)
-        if queries and len(skipped) == len(queries):
-            first = skipped[0].exception
+                        f"retrieval failed for query {i} ({query!r}): {describe(found)}"
+                    ) from found
+                failures.append(StageFailure("retrieve", describe(found), found, i, query))
+                retrieval.failed_calls += 1
+                found = []
+            results.append(found)
+            retrieval.hits += len(found)
+        if retrieval.failed_calls == len(queries):
+            first = next(f for f in failures if f.stage == "retrieve")
             raise RetrievalError(
-                f"retrieval failed for every query ({len(queries)}); first error: {skipped[0].error}"
-            ) from first
-        return results, skipped, usage
+                f"retrieval failed for every query ({len(queries)}); first error: {first.error}"
+            ) from first.exception
 
-    # -- stage 3/4: merge, rerank --------------------------------------------------------
+        # 3. Merge: one de-duplicated pool, in the order the reranker will see it.
+        pool = merge_results(results, queries, method=self.merge, rrf_k=self.rrf_k)
+        retrieval.unique, retrieval.id_conflicts = len(pool), id_conflicts(pool)
 
-    def _no_rerank(self, pool: list[PooledCandidate]) -> Ranking:
-        n = len(pool)
-        if self.merge == "rrf":
-            scores = [p.fused_score or 0.0 for p in pool]
-            return Ranking(tuple(range(n)), tuple(scores))
-        return Ranking.from_order(list(range(n)))
+        # 4. Rerank the pool against the original question; on failure keep the merge order.
+        ranking = self._merged_order(pool)
+        if self.ranker is not None and pool:
+            t0 = time.perf_counter()
+            ranked = yield _Rerank(question, tuple(p.candidate for p in pool))
+            if isinstance(ranked, Exception):
+                if self.strict or is_permanent(ranked):
+                    raise ranked
+                failures.append(StageFailure("rerank", describe(ranked), ranked))
+                usage = Usage(fallbacks=1, wall_time=time.perf_counter() - t0)
+                ranking = Ranking(ranking.order, ranking.scores, usage)
+            else:
+                ranking = ranked
 
-    def _rerank_failed(self, pool: list[PooledCandidate], exc: BaseException, t0: float) -> tuple[Ranking, str]:
-        if self.strict:
-            raise exc
-        fallback = self._no_rerank(pool)
-        usage = Usage(fallbacks=1, wall_time=time.perf_counter() - t0)
-        return Ranking(fallback.order, fallback.scores, usage), f"{type(exc).__name__}: {exc}"
-
-    def _finish(
-        self,
-        question: str,
-        decomposition: Decomposition | None,
-        queries: tuple[str, ...],
-        pool: list[PooledCandidate],
-        ranking: Ranking,
-        rerank_error: str | None,
-        skipped: list[SkippedQuery],
-        r_usage: RetrievalUsage,
-        t_start: float,
-    ) -> PipelineResult:
-        n_keep = check_top_n(self.top_k, len(ranking.order)) if ranking.order else 0
-        order = list(ranking.order[:n_keep])
-        scores = list(ranking.scores[:n_keep])
-        items = [pool[i] for i in order]
-        d_usage = decomposition.usage if decomposition is not None else Usage()
+        n_keep = check_top_n(self.top_n, len(ranking.order)) if ranking.order else 0
+        items = [pool[i] for i in ranking.order[:n_keep]]
+        own = [f for f in failures if f.stage != "decompose"]  # the decomposer logs its own
+        if own:
+            log.warning(
+                "decompose-retrieve-rerank degraded for %r: %s",
+                question if len(question) <= 80 else question[:77] + "...",
+                "; ".join(f.summary() for f in own),
+            )
         return PipelineResult(
             question=question,
             candidates=[it.candidate for it in items],
-            scores=scores,
+            scores=list(ranking.scores[:n_keep]),
             items=items,
             pool=pool,
             queries=queries,
             decomposition=decomposition,
-            skipped_queries=tuple(skipped),
-            usage={"decompose": d_usage, "retrieve": r_usage, "rerank": ranking.usage},
+            failures=tuple(failures),
+            usage={
+                "decompose": decomposition.usage if decomposition is not None else Usage(),
+                "retrieve": retrieval,
+                "rerank": ranking.usage,
+            },
             wall_time=time.perf_counter() - t_start,
             ranking=ranking,
-            rerank_error=rerank_error,
         )
 
-    # -- public --------------------------------------------------------------------------
+    def _merged_order(self, pool: list[PooledCandidate]) -> Ranking:
+        """The pool as it is: RRF scores with ``merge="rrf"``, else ``1 - position / n``."""
+        if self.merge == "rrf":
+            return Ranking(tuple(range(len(pool))), tuple(p.fused_score or 0.0 for p in pool))
+        return Ranking.from_order(list(range(len(pool))))
+
+    # -- the sync driver -------------------------------------------------------------------
 
     def run(self, question: str) -> PipelineResult:
-        """Run the pipeline for ``question`` (sync; retrieval runs in a thread pool).
+        """Run the pipeline for ``question`` (sync; several queries retrieve in threads).
+
+        Works inside a running event loop too (async decomposers and retrievers then run
+        on their own loop in a worker thread).
 
         Raises:
             TypeError / ValueError: ``question`` is not a non-empty string.
             RetrievalError: every query failed, or one did with ``strict=True``.
+            LLMConfigurationError: from any stage (any error with ``transient=False``
+                is raised as it is).
         """
-        question = check_query(question)
-        t_start = time.perf_counter()
-        decomposition = self._decompose(question)
-        queries = decomposition.queries if decomposition is not None else (question,)
-
-        t0 = time.perf_counter()
-        outcomes = self._retrieve_all(queries)
-        results, skipped, r_usage = self._collect(queries, outcomes, time.perf_counter() - t0)
-        pool = merge_results(results, queries, method=self.merge, rrf_k=self.rrf_k)
-        r_usage.unique = len(pool)
-
-        t0 = time.perf_counter()
-        rerank_error = None
-        if self.ranker is None or not pool:
-            ranking = self._no_rerank(pool)
-        else:
+        steps = self._steps(check_query(question))
+        call = next(steps)
+        while True:
             try:
-                ranking = self.ranker.rank(question, [p.candidate for p in pool], top_n=self.top_k)
-                ranking = _validate_ranking(ranking, len(pool))
-            except Exception as exc:  # noqa: BLE001 - degrade or re-raise per strict
-                ranking, rerank_error = self._rerank_failed(pool, exc, t0)
-        return self._finish(
-            question, decomposition, queries, pool, ranking, rerank_error, skipped, r_usage, t_start
-        )
+                call = steps.send(self._perform(call))
+            except StopIteration as done:
+                return done.value
+
+    def _perform(self, call: _Call) -> Any:
+        if isinstance(call, _Decompose):
+            assert self.decomposer is not None
+            return self.decomposer.decompose(call.question)
+        if isinstance(call, _Retrieve):
+            if len(call.queries) == 1:
+                return [self._retrieve_one(call.queries[0])]
+            workers = min(len(call.queries), self.max_workers or 16)
+            with ThreadPoolExecutor(workers, thread_name_prefix="rerank-rag-retrieve") as pool:
+                return list(pool.map(self._retrieve_one, call.queries))
+        assert isinstance(call, _Rerank)
+        try:
+            ranked = self.ranker.rank(call.question, list(call.candidates), top_n=self.top_n)
+            return _validate_ranking(ranked, len(call.candidates))
+        except Exception as exc:  # noqa: BLE001 - judged in _steps
+            return exc
+
+    def _retrieve_one(self, query: str) -> tuple[Any, float]:
+        t0 = time.perf_counter()
+        try:
+            found: Any = self.retriever.retrieve(query, self.k)
+        except Exception as exc:  # noqa: BLE001 - judged in _steps
+            found = exc
+        return found, time.perf_counter() - t0
+
+    # -- the async driver ------------------------------------------------------------------
 
     async def arun(self, question: str) -> PipelineResult:
         """Async twin of :meth:`run` (async retrievers via ``asyncio.gather``, sync ones
         in worker threads)."""
-        question = check_query(question)
-        t_start = time.perf_counter()
-        decomposition = await self._adecompose(question)
-        queries = decomposition.queries if decomposition is not None else (question,)
-
-        t0 = time.perf_counter()
-        outcomes = list(await asyncio.gather(*(self._atimed_retrieve(q) for q in queries)))
-        results, skipped, r_usage = self._collect(queries, outcomes, time.perf_counter() - t0)
-        pool = merge_results(results, queries, method=self.merge, rrf_k=self.rrf_k)
-        r_usage.unique = len(pool)
-
-        t0 = time.perf_counter()
-        rerank_error = None
-        if self.ranker is None or not pool:
-            ranking = self._no_rerank(pool)
-        else:
-            cands = [p.candidate for p in pool]
+        steps = self._steps(check_query(question))
+        call = next(steps)
+        while True:
             try:
-                if callable(getattr(self.ranker, "arank", None)):
-                    ranking = await self.ranker.arank(question, cands, top_n=self.top_k)
-                else:
-                    ranking = await asyncio.to_thread(self.ranker.rank, question, cands, self.top_k)
-                ranking = _validate_ranking(ranking, len(pool))
-            except Exception as exc:  # noqa: BLE001
-                ranking, rerank_error = self._rerank_failed(pool, exc, t0)
-        return self._finish(
-            question, decomposition, queries, pool, ranking, rerank_error, skipped, r_usage, t_start
-        )
+                call = steps.send(await self._aperform(call))
+            except StopIteration as done:
+                return done.value
+
+    async def _aperform(self, call: _Call) -> Any:
+        if isinstance(call, _Decompose):
+            assert self.decomposer is not None
+            return await self.decomposer.adecompose(call.question)
+        if isinstance(call, _Retrieve):
+            return list(await asyncio.gather(*map(self._aretrieve_one, call.queries)))
+        assert isinstance(call, _Rerank)
+        cands = list(call.candidates)
+        try:
+            if callable(getattr(self.ranker, "arank", None)):
+                ranked = await self.ranker.arank(call.question, cands, top_n=self.top_n)
+            else:
+                ranked = await asyncio.to_thread(self.ranker.rank, call.question, cands, self.top_n)
+            return _validate_ranking(ranked, len(cands))
+        except Exception as exc:  # noqa: BLE001 - judged in _steps
+            return exc
+
+    async def _aretrieve_one(self, query: str) -> tuple[Any, float]:
+        t0 = time.perf_counter()
+        try:
+            found: Any = await self.retriever.aretrieve(query, self.k)
+        except Exception as exc:  # noqa: BLE001 - judged in _steps
+            found = exc
+        return found, time.perf_counter() - t0
 
     __call__ = run
-
-
-async def _await(aw: Any) -> Any:
-    return await aw
-

@@ -124,9 +124,9 @@ class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True  # never keeps the interpreter alive...
     block_on_close = False  # ...and we join our threads ourselves (the stdlib skips daemons)
     allow_reuse_address = True
-    # listen() backlog: the stdlib's 5 makes a burst of new connections (a client opening
-    # 64 at once) fail with resets and 1 s SYN retransmits, which a real server does not do
-    request_queue_size = 1024
+    # a JointRank round opens 20+ connections at once; the stdlib default backlog of 5
+    # makes a burst of new connections fail with resets, which a real server never does
+    request_queue_size = 128
 
     def __init__(self, addr: tuple[str, int], owner: ChatServer) -> None:
         self.owner = owner
