@@ -47,7 +47,7 @@ def test_three_formats_read_the_same_queries(tmp_path, trec_input):
         assert [(q.qid, q.query, [(c.id, c.text) for c in q.candidates]) for q in got] == [
             (q.qid, q.query, [(c.id, c.text) for c in q.candidates]) for q in trec
         ]
-    assert read_input(jsonl).total == 2
+    assert read_input(jsonl).total == 2 and read_input(run, topics=topics, corpus=corpus).total == 2
     assert [c.id for c in trec[0].candidates] == ["d2", "d1", "d3"]
     assert [len(q.candidates) for q in read_input(run, topics=topics, corpus=corpus, depth=2)] == [2, 2]
 
@@ -55,10 +55,9 @@ def test_three_formats_read_the_same_queries(tmp_path, trec_input):
 @pytest.mark.parametrize(
     "line, message",
     [
-        ('{"qid": "q1", "query": "x"}', "missing 'candidates'"),
-        ('{"qid": "q1", "query": "x", "candidates": [{"docid": "a", "text": "t"}, {"docid": "a", "text": "u"}]}', "lists document 'a' twice"),
-        ('{"qid": "q 1", "query": "x", "candidates": []}', "contains whitespace"),
-        ('{"qid": "q1", "query": "x", "candidates": [{"text": "t"}]}', "has no 'docid'"),
+        ('{"qid": "q1", "query": "x"}', "lacks 'candidates'"),
+        ('{"qid": "q1", "query": "x", "candidates": [{"docid": "a", "text": "t"}, {"docid": "a", "text": "u"}]}', "'a' appears twice"),
+        ('{"qid": "q1", "query": "x", "candidates": [{"text": "t"}]}', "lacks 'docid'"),
         ("{not json", "invalid JSON"),
     ],
 )
@@ -69,13 +68,19 @@ def test_bad_jsonl_names_the_line_and_the_problem(tmp_path, line, message):
     assert "bad.jsonl:2" in str(info.value)
 
 
+def test_ids_a_run_file_cannot_hold_are_refused(tmp_path):
+    path = _write(tmp_path / "ws.jsonl", '{"qid": "q1", "query": "x", "candidates": [{"docid": "a b", "text": "t"}]}\n')
+    with pytest.raises(BatchError, match="'a b' contains whitespace"):
+        list(read_input(path))
+
+
 def test_trec_input_errors(tmp_path, trec_input):
     run, topics, corpus = trec_input
     with pytest.raises(BatchError, match="needs --topics"):
-        read_input(run, format="trec")
+        read_input(run)
     short = _write(tmp_path / "c.tsv", "d1\tParis\n")
     with pytest.raises(BatchError, match="not in the corpus"):
-        read_input(run, topics=topics, corpus=short)
+        list(read_input(run, topics=topics, corpus=short))
 
 
 def _listwise_handler(body):

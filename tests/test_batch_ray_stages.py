@@ -1,6 +1,6 @@
 """The Ray engine's stages and driver logic, run in-process (no Ray start-up): block rows
 answered by the LLM stage and aggregated by the ranker's own code give the local
-ranking; a JointRank block that failed is retried live from the driver; permanent
+ranking; a JointRank block without a usable answer is re-sent live from the driver; permanent
 errors stop the batch and stop the actor from calling."""
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from rerank_rag import (  # noqa: E402
     ListwiseRanker,
     LLMConfigurationError,
     LLMPointwiseRanker,
-    LLMServerError,
 )
 from rerank_rag.batch import BatchError, RayEngine  # noqa: E402
 from rerank_rag.batch._backend import CappedLLM, outcome_from_json  # noqa: E402
@@ -78,17 +77,15 @@ def test_block_rows_aggregated_by_the_ranker_equal_the_local_ranking(make):
         assert res.ranking.usage.prompt_tokens == ref.usage.prompt_tokens
 
 
-def test_a_failed_block_is_retried_live_from_the_driver():
+def test_a_block_without_a_usable_answer_is_resent_live_from_the_driver():
     ranker = JointRanker(FakeLLM(_answer), block_size=4, replicas=2)
-    failing = {"n": 0}
+    seen = {"n": 0}
 
-    def flaky(messages, **params):  # the first call of the stage fails for good
-        failing["n"] += 1
-        if failing["n"] == 1:
-            raise LLMServerError("HTTP 500 after retries", attempts=5, status=500)
-        return _answer(messages, **params)
+    def garbled_once(messages, **params):  # the stage's first answer names no id
+        seen["n"] += 1
+        return "I cannot rank these." if seen["n"] == 1 else _answer(messages, **params)
 
-    _, grouped = _through_stages(ranker, FakeLLM(flaky))
+    _, grouped = _through_stages(ranker, FakeLLM(garbled_once))
     live_llm = FakeLLM(_answer)
 
     async def go():
@@ -98,8 +95,9 @@ def test_a_failed_block_is_retried_live_from_the_driver():
 
     results, live_calls = asyncio.run(go())
     assert live_calls == 1 and len(live_llm.calls) == 1  # the reshuffled block, sent by the driver
-    failed = [r for r in results if r.ranking.usage.failed_calls]
-    assert len(failed) == 1 and failed[0].ranking.usage.retries == 4 and failed[0].ranking.usage.fallbacks == 0
+    resent = [r for r in results if r.ranking.usage.resends]
+    assert len(resent) == 1 and resent[0].ranking.usage.fallbacks == 0
+    assert resent[0].ranking.usage.llm_calls == ranker.rank(QUERIES[0].query, list(QUERIES[0].candidates)).usage.llm_calls + 1
 
 
 def test_a_permanent_error_stops_the_llm_stage_and_the_driver():

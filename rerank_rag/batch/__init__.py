@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._inputs import FORMATS, QuerySource, read_input, read_jsonl, read_rankgpt, read_trec
+from ._inputs import FORMATS, QuerySource, read_input
 from ._journal import Journal, finalize, journal_path, read_journal
 from ._local import LocalEngine
 from ._progress import BatchProgress
@@ -49,9 +49,6 @@ __all__ = [
     "make_engine",
     "read_input",
     "read_journal",
-    "read_jsonl",
-    "read_rankgpt",
-    "read_trec",
     "rerank_batch",
     "rerank_to_run",
 ]

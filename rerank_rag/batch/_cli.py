@@ -29,6 +29,7 @@ EPILOG = """
 inputs (--format auto guesses):
   rankgpt  RankGPT / pyserini JSON: [{query, hits: [{qid, docid, content, score}]}] (.json or .jsonl)
   jsonl    one query per line: {"qid", "query", "candidates": [{"docid", "text", "score"?}]}
+           (records without candidates: their BM25 top --depth over --corpus)
   trec     a TREC run file (--input) with --topics (qid<TAB>query) and --corpus
            (docid<TAB>text, or JSONL {docid|_id, text, title?})
 

@@ -42,6 +42,7 @@ USAGE_KEYS = (
     "fallbacks",
     "failed_calls",
     "parse_repairs",
+    "resends",
     "depth",
 )
 
@@ -286,7 +287,7 @@ def finalize(
                 totals[k] += int(u.get(k, 0) or 0)
             per_query[rec["qid"]] = {
                 k: int(u.get(k, 0) or 0)
-                for k in ("llm_calls", "total_tokens", "retries", "fallbacks", "failed_calls", "parse_repairs", "depth")
+                for k in ("llm_calls", "total_tokens", "retries", "fallbacks", "failed_calls", "parse_repairs", "resends", "depth")
             }
             n += 1
         f.flush()
