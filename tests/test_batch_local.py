@@ -112,9 +112,10 @@ def test_queries_are_pulled_only_as_capacity_frees():
 
     asyncio.run(main())
     assert done == 300
-    # a sliding window holds one call at a time: about cap running + cap waiting queries
-    # (not the 100 the hard bound would allow)
-    assert 4 <= max(gaps) <= 2 * 4 + 2
+    # a sliding window holds one call at a time: about cap running + cap waiting queries,
+    # plus a few between two windows or finished but not yet read (not the 100 the hard
+    # bound would allow)
+    assert 4 <= max(gaps) <= 3 * 4
 
 
 def test_the_cap_holds_through_real_http_whatever_the_clients_own_limit():
