@@ -10,9 +10,14 @@
   transient failures too (:class:`~rerank_rag.RankingFailedError`, or
   :class:`~rerank_rag.ParseError` for an unusable answer); otherwise the documented
   fallback is taken, counted in ``usage.fallbacks`` and logged once per ranking.
+* :func:`read_answer`: one answer read under that policy (valid, unique positions).
+* :func:`bind_prompt`: a prompt bound to one ranking's query and passages (prepared
+  once, see :mod:`rerank_rag._group_prompt`), for any :class:`~rerank_rag.WindowPrompt`.
 * :func:`monotone`: the non-increasing least-squares fit of a sequence
   (pool-adjacent-violators), used to turn per-item judgements into a ``relevance``
   tuple that is monotone along the final order.
+* Argument checks shared by the rankers (:func:`check_int` is the one integer rule of
+  :func:`rerank_rag._types.check_int`: any integer type, TypeError / ValueError).
 """
 
 from __future__ import annotations
@@ -20,37 +25,73 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._errors import LLMError, ParseError, RankingFailedError
+from ._group_prompt import GroupPrompt, check_budget, check_id_style
 from ._plan import arun_plan, run_plan
+from ._protocols import WindowParse, WindowPrompt
 from ._ranker import PlanRanker, finish_ranking
-from ._types import Candidate, CandidateLike, Ranking, Usage
+from ._types import Candidate, CandidateLike, Ranking, Usage, check_int
+from .llm._base import Completion, LLMRequest
 
 __all__ = [
     "FamilyRanker",
     "Scored",
     "CallBook",
+    "read_answer",
+    "bind_prompt",
     "monotone",
     "positional",
     "check_int",
     "check_choice",
+    "check_budget",
+    "check_id_style",
+    "check_strict",
+    "resolve_prompt",
 ]
 
 
-def check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
 def check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
-    if not isinstance(value, str) or value not in choices:
+    """One of ``choices`` (TypeError for a non-string, ValueError for another string)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, got {type(value).__name__}")
+    if value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
     return value
+
+
+def check_strict(strict: Any) -> bool:
+    if not isinstance(strict, bool):
+        raise TypeError(f"strict must be a bool, got {type(strict).__name__}")
+    return strict
+
+
+def resolve_prompt(prompt: Any, default: Callable[[], Any], what: str = "None or a WindowPrompt") -> Any:
+    """``default()`` for ``None``; an object with callable ``build`` and ``parse`` as is."""
+    if prompt is None:
+        return default()
+    if callable(getattr(prompt, "build", None)) and callable(getattr(prompt, "parse", None)):
+        return prompt
+    raise TypeError(f"prompt must be {what}, got {type(prompt).__name__}")
+
+
+def bind_prompt(prompt: Any, query: str, texts: Sequence[str]) -> Callable[..., LLMRequest]:
+    """``request(positions[, picks])`` for one ranking: the request showing
+    ``texts[p]`` for each ``p`` in ``positions``.
+
+    A rerank-rag group prompt is bound (query and passages prepared once); any other
+    prompt builds each request with ``prompt.build(query, [texts[p] for p in positions])``.
+    """
+    if isinstance(prompt, GroupPrompt):
+        return prompt.bind(query, texts)
+    build = prompt.build
+
+    def request(positions: Sequence[int], picks: int | None = None) -> LLMRequest:
+        return build(query, [texts[p] for p in positions])  # type: ignore[no-any-return]
+
+    return request
 
 
 def positional(n: int) -> list[float]:
@@ -144,6 +185,53 @@ class CallBook:
                 fallback,
                 self.first_reason,
             )
+
+
+def read_answer(
+    prompt: Any, outcome: Completion | LLMError, m: int, book: CallBook, usage: Usage
+) -> WindowParse | None:
+    """The parse of one answer about ``m`` shown passages, under the error policy.
+
+    Returns the valid, unique positions the answer listed (best first; a repaired
+    answer counts in ``usage.parse_repairs``), or ``None`` when the call failed or the
+    answer names no valid passage (counted by ``book``, which raises when the error is
+    not transient or ``strict``). An answer that validly lists nothing (a relevant-only
+    prompt's "nothing relevant") is an empty parse, not a failure.
+    """
+    if isinstance(outcome, LLMError):
+        book.error(outcome, f"a group of {m}")
+        return None
+    try:
+        parsed = prompt.parse(outcome, m, strict=book.strict)
+    except ParseError:
+        if book.strict:
+            raise
+        book.unusable_answer("unparsable answer")
+        return None
+    except Exception as exc:  # noqa: BLE001 - a custom prompt's bug must not lose documents
+        book.unusable_answer(f"prompt parse failed: {type(exc).__name__}: {exc}")
+        return None
+    if parsed.__class__ is WindowParse and not parsed.repaired and len(parsed.listed) == 1:
+        p = parsed.listed[0]  # the usual pick: one valid position, nothing to repair
+        if p.__class__ is int and 0 <= p < m and (parsed.scores is None or len(parsed.scores) == 1):
+            return parsed
+    raw = tuple(getattr(parsed, "listed", ()))
+    listed: list[int] = []
+    for p in raw:
+        if isinstance(p, int) and not isinstance(p, bool) and 0 <= p < m and p not in listed:
+            listed.append(p)
+    repaired = bool(getattr(parsed, "repaired", False)) or len(listed) != len(raw)
+    if not listed:
+        if repaired:
+            book.unusable_answer(f"the answer names none of the {m} passages: {outcome.text[:80]!r}")
+            return None
+        return WindowParse(listed=())  # "nothing relevant": a valid answer
+    if repaired:
+        usage.parse_repairs += 1
+    scores = getattr(parsed, "scores", None)
+    if scores is not None and (len(scores) != len(raw) or len(listed) != len(raw)):
+        scores = None
+    return WindowParse(listed=tuple(listed), repaired=repaired, scores=scores)
 
 
 class FamilyRanker(PlanRanker):

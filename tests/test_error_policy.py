@@ -1,4 +1,6 @@
-"""The error policy, end to end over HTTP on 127.0.0.1 (rerank_rag.testing.ChatServer).
+"""The error policy, end to end over HTTP on 127.0.0.1 (rerank_rag.testing.ChatServer),
+for every LLM ranker: listwise, pointwise, JointRank, pairwise (each method), setwise,
+tournaments and top-down partitioning.
 
 * A call that cannot succeed as configured (401, 403, 404, an unknown model, also when
   a 200 body carries such an error) raises ``LLMConfigurationError`` from every ranker,
@@ -22,7 +24,11 @@ from rerank_rag import (  # noqa: E402
     LLMRateLimitError,
     LLMResponseError,
     LLMServerError,
+    PairwiseRanker,
     RankingFailedError,
+    SetwiseRanker,
+    TDPartRanker,
+    TourRanker,
 )
 from rerank_rag.jointrank import JointRanker  # noqa: E402
 from rerank_rag.listwise import ListwiseRanker  # noqa: E402
@@ -43,7 +49,35 @@ def _rankers(llm, strict: bool):
         "listwise": ListwiseRanker(llm, window_size=4, step=2, strict=strict),
         "pointwise": LLMPointwiseRanker(llm, strict=strict),
         "jointrank": JointRanker(llm, block_size=3, replicas=2, strict=strict),
+        "pairwise allpair": PairwiseRanker(llm, method="allpair", strict=strict),
+        "pairwise heapsort": PairwiseRanker(llm, method="heapsort", strict=strict),
+        "pairwise bubblesort": PairwiseRanker(llm, method="bubblesort", strict=strict),
+        "setwise heapsort": SetwiseRanker(llm, method="heapsort", block_size=3, strict=strict),
+        "setwise bubblesort": SetwiseRanker(llm, method="bubblesort", block_size=3, strict=strict),
+        "tournament": TourRanker(llm, tournaments=2, block_size=4, strict=strict),
+        "tdpart": TDPartRanker(llm, block_size=3, sort_depth=1, strict=strict),
     }
+
+
+RANKERS = [
+    "listwise", "pointwise", "jointrank", "pairwise allpair", "pairwise heapsort",
+    "pairwise bubblesort", "setwise heapsort", "setwise bubblesort", "tournament", "tdpart",
+]
+
+# The calls of the first round over the 6 DOCS (sent together, before any answer is
+# read): a configuration error must stop the ranking right there.
+FIRST_ROUND = {
+    "listwise": 1,  # the last window
+    "pointwise": 6,  # one call per passage
+    "jointrank": 4,  # every block
+    "pairwise allpair": 30,  # every ordered pair
+    "pairwise heapsort": 4,  # the heap build's deepest level: nodes 1 and 2, both orders
+    "pairwise bubblesort": 2,  # the bottom pair, both orders
+    "setwise heapsort": 2,  # the heap build's deepest level: nodes 1 and 2
+    "setwise bubblesort": 1,  # the bottom group
+    "tournament": 4,  # two groups of 3 in each of the 2 tournaments
+    "tdpart": 1,  # the first block
+}
 
 
 def _body_error(message: str, code: object = None, param: object = None) -> str:
@@ -92,8 +126,8 @@ def test_configuration_errors_raise_from_every_ranker_sync_and_async(case):
                     asyncio.run(ranker.arank("which passage?", DOCS))
                 srv.wait_idle()
                 # no retry, no re-sent block: one round of first calls, then the error
-                first_round = {"listwise": 1, "pointwise": 6, "jointrank": 4}[name]
-                assert n_sync == first_round, (name, strict)
+                first_round = FIRST_ROUND[name]
+                assert n_sync == first_round, (name, strict, n_sync)
                 assert len(srv.requests) == 2 * first_round, (name, strict)
         llm.close()
 
@@ -141,7 +175,7 @@ def test_other_client_errors_stay_transient_for_the_rankers():
     assert r.usage.fallbacks == 1 and r.usage.failed_calls == 1
 
 
-@pytest.mark.parametrize("name", ["listwise", "pointwise", "jointrank"])
+@pytest.mark.parametrize("name", RANKERS)
 def test_transient_failures_fall_back_logged_once_and_counted(name, caplog):
     with ChatServer(lambda body: Reply(status=500, text="boom")) as srv:
         llm = _llm(srv)

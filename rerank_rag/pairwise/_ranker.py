@@ -4,19 +4,33 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable
 from typing import Any
 
 from .._errors import LLMError
-from .._family import CallBook, FamilyRanker, Scored, check_choice, check_int, monotone, positional
+from .._family import (
+    CallBook,
+    FamilyRanker,
+    Scored,
+    bind_prompt,
+    check_budget,
+    check_choice,
+    check_id_style,
+    check_int,
+    check_strict,
+    monotone,
+    positional,
+    resolve_prompt,
+)
 from .._plan import Plan
 from .._protocols import WindowPrompt
 from .._subplans import SubPlan
 from .._types import Candidate, Usage
 from ..jointrank._aggregators import Aggregator, get_aggregator, order_from_scores
 from ..jointrank._comparisons import Comparisons
+from ..listwise._prompts import DEFAULT_MAX_QUERY_TOKENS
 from ..llm._adapt import as_backend
-from ..llm._base import Completion
+from ..llm._base import Completion, LLMRequest
 from ..setwise._prompt import SCORINGS, PickBestPrompt
 from ..setwise._ranker import read_pick
 from ..setwise._sorts import bubble_top, heap_top
@@ -60,8 +74,12 @@ class PairwiseRanker(FamilyRanker):
         aggregator: (allpair) a JointRank aggregator name or callable.
         prompt: ``None`` (a two-passage :class:`~rerank_rag.setwise.PickBestPrompt`) or
             a :class:`~rerank_rag.WindowPrompt` object read like it.
-        id_style: ``"alpha"`` (A/B, default) or ``"numeric"`` (1/2) labels.
-        max_passage_tokens: truncation budget per passage.
+        id_style: ``"alpha"`` (A/B) or ``"numeric"`` (1/2) labels (``None``: the
+            prompt's default, letters).
+        max_passage_tokens: truncation budget per passage (``None``: no truncation).
+        max_query_tokens: truncation budget of the query (``None``: no truncation;
+            default 256, as in the listwise rankers). ``id_style`` and both budgets
+            configure the default prompt; a prompt object carries its own settings.
         strict: raise instead of degrading on a failed call or unusable answer.
 
     Failures: a failed call (transient) or an answer naming neither passage gives no
@@ -87,8 +105,9 @@ class PairwiseRanker(FamilyRanker):
         scoring: str = "generation",
         aggregator: str | Aggregator = "win_rate",
         prompt: WindowPrompt | None = None,
-        id_style: str = "alpha",
+        id_style: str | None = None,
         max_passage_tokens: int | None = 300,
+        max_query_tokens: int | None = DEFAULT_MAX_QUERY_TOKENS,
         strict: bool = False,
     ) -> None:
         self.method = check_choice("method", method, METHODS)
@@ -98,19 +117,19 @@ class PairwiseRanker(FamilyRanker):
         self.aggregator_name = (
             aggregator if isinstance(aggregator, str) else getattr(aggregator, "__name__", "custom")
         )
-        if not isinstance(strict, bool):
-            raise TypeError(f"strict must be a bool, got {type(strict).__name__}")
-        self.strict = strict
-        if prompt is None:
-            self.prompt: WindowPrompt = PickBestPrompt(
-                scoring=scoring, id_style=id_style, max_passage_tokens=max_passage_tokens
-            )
-        elif callable(getattr(prompt, "build", None)) and callable(getattr(prompt, "parse", None)):
-            self.prompt = prompt
-        else:
-            raise TypeError(f"prompt must be None or a WindowPrompt, got {type(prompt).__name__}")
-        self.id_style = id_style
-        self.max_passage_tokens = max_passage_tokens
+        self.strict = check_strict(strict)
+        self.id_style = None if id_style is None else check_id_style(id_style)
+        self.max_passage_tokens = check_budget("max_passage_tokens", max_passage_tokens)
+        self.max_query_tokens = check_budget("max_query_tokens", max_query_tokens)
+        self.prompt: WindowPrompt = resolve_prompt(
+            prompt,
+            lambda: PickBestPrompt(
+                scoring=self.scoring,
+                id_style=self.id_style,
+                max_passage_tokens=self.max_passage_tokens,
+                max_query_tokens=self.max_query_tokens,
+            ),
+        )
         self.llm = as_backend(llm)
 
     def __repr__(self) -> str:
@@ -130,6 +149,7 @@ class PairwiseRanker(FamilyRanker):
             "prompt": getattr(self.prompt, "name", type(self.prompt).__name__),
             "id_style": self.id_style,
             "max_passage_tokens": self.max_passage_tokens,
+            "max_query_tokens": self.max_query_tokens,
             "strict": self.strict,
             "llm": self._llm_config(),
         }
@@ -160,14 +180,13 @@ class PairwiseRanker(FamilyRanker):
 
     # ------------------------------------------------------------------ all pairs
 
-    def _allpair(self, query: str, texts: Sequence[str], usage: Usage, book: CallBook) -> Plan[Scored]:
-        n = len(texts)
+    def _allpair(self, request: Callable[..., LLMRequest], n: int, usage: Usage, book: CallBook) -> Plan[Scored]:
         pairs = [(i, j) for i in range(n) for j in range(n) if i != j]
-        build = self.prompt.build
-        outcomes = yield [build(query, [texts[i], texts[j]]) for i, j in pairs]
+        outcomes = yield [request(pair) for pair in pairs]
         verdicts: list[tuple[int, int]] = []
+        first_wins = self._first_wins
         for (i, j), outcome in zip(pairs, outcomes):
-            p = self._first_wins(outcome, book, usage)
+            p = first_wins(outcome, book, usage)
             if p is None or p == 0.5:
                 continue
             verdicts.append((i, j) if p > 0.5 else (j, i))
@@ -185,26 +204,31 @@ class PairwiseRanker(FamilyRanker):
 
     # ------------------------------------------------------------------ sorting
 
-    def _prefers(self, query: str, texts: Sequence[str], x: int, y: int, book: CallBook, usage: Usage) -> SubPlan[bool]:
-        """Whether ``x`` beats ``y`` (both orders asked at once; ties keep ``y``)."""
-        o1, o2 = yield [
-            self.prompt.build(query, [texts[x], texts[y]]),
-            self.prompt.build(query, [texts[y], texts[x]]),
-        ]
-        p1 = self._first_wins(o1, book, usage)
-        p2 = self._first_wins(o2, book, usage)
-        votes = [p for p in (p1, None if p2 is None else 1.0 - p2) if p is not None]
-        if not votes:  # no verdict: first-stage order decides
-            return x < y
-        if self.scoring == "generation" and len(votes) == 2:
-            return votes[0] == 1.0 and votes[1] == 1.0  # both orders must agree
-        return sum(votes) / len(votes) > 0.5
+    def _judge(self, request: Callable[..., LLMRequest], book: CallBook, usage: Usage):  # type: ignore[no-untyped-def]
+        first_wins = self._first_wins
+        both_agree = self.scoring == "generation"
 
-    def _judge(self, query: str, texts: Sequence[str], book: CallBook, usage: Usage):  # type: ignore[no-untyped-def]
+        def prefers(x: int, y: int) -> SubPlan[bool]:
+            """Whether ``x`` beats ``y`` (both orders asked at once; ties keep ``y``)."""
+            o1, o2 = yield [request((x, y)), request((y, x))]
+            p1 = first_wins(o1, book, usage)
+            p2 = first_wins(o2, book, usage)
+            if p1 is not None and p2 is not None:
+                if both_agree:  # both orders must agree
+                    return p1 == 1.0 and p2 == 0.0
+                return (p1 + (1.0 - p2)) / 2 > 0.5
+            if p1 is not None:
+                return p1 > 0.5
+            if p2 is not None:
+                return 1.0 - p2 > 0.5
+            return x < y  # no verdict: first-stage order decides
+
         def judge(group: list[int]) -> SubPlan[int]:
+            if len(group) == 2:  # bubble sort: one comparison
+                return 1 if (yield from prefers(group[1], group[0])) else 0
             best = 0
             for j in range(1, len(group)):
-                if (yield from self._prefers(query, texts, group[j], group[best], book, usage)):
+                if (yield from prefers(group[j], group[best])):
                     best = j
             return best
 
@@ -212,11 +236,11 @@ class PairwiseRanker(FamilyRanker):
 
     def _plan(self, query: str, cands: list[Candidate], usage: Usage) -> Plan[Scored]:
         n = len(cands)
-        texts = [c.text for c in cands]
+        request = bind_prompt(self.prompt, query, [c.text for c in cands])
         book = CallBook(usage, strict=self.strict, log=log, what=f"pairwise {self.method}")
         if self.method == "allpair":
-            return (yield from self._allpair(query, texts, usage, book))
-        judge = self._judge(query, texts, book, usage)
+            return (yield from self._allpair(request, n, usage, book))
+        judge = self._judge(request, book, usage)
         if self.method == "heapsort":
             head = yield from heap_top(list(range(n)), 2, self.sort_depth, judge)
         else:

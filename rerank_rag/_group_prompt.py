@@ -1,0 +1,158 @@
+"""Shared plumbing of the prompts that show a small labelled group of passages.
+
+:class:`~rerank_rag.setwise.PickBestPrompt` (setwise, pairwise) and
+:class:`~rerank_rag.tournament.SelectPrompt` (tournaments) show ``[A] text`` /
+``[1] text`` lines between a fixed head and tail. Sorting rankers send hundreds or
+thousands of such prompts per query that differ only in *which* candidates they show,
+so a prompt is **bound** once per ranking (:meth:`GroupPrompt.bind`):
+
+* the query is collapsed and cut to ``max_query_tokens`` (the listwise rule,
+  :func:`~rerank_rag.listwise._prompts.prepare_query`), once;
+* every passage is sanitised, truncated to ``max_passage_tokens`` and given its
+  first-stage note (:func:`~rerank_rag._evidence.with_evidence`), once;
+* the text around the passages (the *frame*) is built once per group shape.
+
+A request then costs a few look-ups and one join. ``build(query, passages)`` is the
+same thing for a single group (bind, then show every passage in order), so both paths
+produce the same prompt text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from typing import Any
+
+from ._evidence import with_evidence
+from ._text import prepare_passage
+from ._types import check_int
+from .listwise._prompts import DEFAULT_MAX_QUERY_TOKENS, prepare_query
+from .llm._base import LLMRequest
+
+__all__ = ["GroupPrompt", "BoundPrompt", "check_budget", "check_id_style", "labels", "ALPHA_MAX"]
+
+#: Letters label groups of at most this many passages; larger groups get numbers.
+ALPHA_MAX = 26
+ID_STYLES = ("alpha", "numeric")
+
+
+def check_budget(name: str, value: Any) -> int | None:
+    """``None`` or an int >= 1 (any integer type; TypeError / ValueError otherwise)."""
+    return None if value is None else check_int(name, value, 1)
+
+
+def check_id_style(value: Any) -> str:
+    """``"alpha"`` or ``"numeric"`` (TypeError for a non-string, ValueError otherwise)."""
+    if not isinstance(value, str):
+        raise TypeError(f"id_style must be a string, got {type(value).__name__}")
+    if value not in ID_STYLES:
+        raise ValueError(f"id_style must be 'numeric' or 'alpha', got {value!r}")
+    return value
+
+
+def label(i: int, alpha: bool) -> str:
+    """The id of 0-based position ``i`` without brackets: ``"C"`` or ``"3"``."""
+    return chr(65 + i) if alpha else str(i + 1)
+
+
+@lru_cache(maxsize=512)
+def labels(n: int, alpha: bool) -> tuple[str, ...]:
+    """``("[A] ", "\\n[B] ", ...)``: the label of each line, with the line break before
+    every line but the first (so a group's lines are one ``"".join``)."""
+    return tuple(("\n" if i else "") + f"[{label(i, alpha)}] " for i in range(n))
+
+
+class BoundPrompt:
+    """A :class:`GroupPrompt` bound to one query and one list of passages.
+
+    ``bound(positions)`` (``bound(positions, picks)`` for a selection prompt) is the
+    request showing ``passages[p]`` for each ``p`` in ``positions``, in that order.
+    """
+
+    __slots__ = ("prompt", "query", "shown", "_frames")
+
+    def __init__(self, prompt: GroupPrompt, query: str, shown: list[str]) -> None:
+        self.prompt = prompt
+        self.query = query  # as shown: collapsed and cut to max_query_tokens
+        self.shown = shown  # each passage as shown: prepared, with its first-stage note
+        self._frames: dict[Any, tuple[str, tuple[str, ...], str, Mapping[str, Any]]] = {}
+
+    def __call__(self, positions: Sequence[int], picks: int | None = None) -> LLMRequest:
+        n = len(positions)
+        key = n if picks is None else (n, picks)
+        frame = self._frames.get(key)
+        if frame is None:
+            frame = self._frames[key] = self.prompt._frame(self.query, n, picks)
+        before, tags, after, params = frame
+        shown = self.shown
+        if n == 2:
+            body = tags[0] + shown[positions[0]] + tags[1] + shown[positions[1]]
+        else:
+            body = "".join([tag + shown[p] for tag, p in zip(tags, positions)])
+        # valid by construction: skip LLMRequest.chat's checks; params are read-only
+        return LLMRequest(messages=({"role": "user", "content": before + body + after},), params=params)
+
+
+class GroupPrompt:
+    """Base of the labelled-group prompts: settings, validation, binding.
+
+    Subclasses set ``name`` and ``default_id_style`` and implement
+    ``_frame(query, n, picks) -> (before, labels, after, params)``.
+
+    Args:
+        id_style: ``"alpha"`` or ``"numeric"`` (``None``: the prompt's default).
+        max_passage_tokens: truncation budget per passage (``None``: no truncation).
+        max_tokens: answer budget (``None``: the prompt's default).
+        max_query_tokens: truncation budget of the query (``None``: no truncation;
+            default 256, as in the listwise prompts).
+    """
+
+    name = "group"
+    default_id_style = "alpha"
+    expect_all = False
+    #: renders a first-stage note attached by FirstStageEvidence (InsertRank)
+    renders_evidence = True
+
+    def __init__(
+        self,
+        *,
+        id_style: str | None = None,
+        max_passage_tokens: int | None = 300,
+        max_tokens: int | None = None,
+        max_query_tokens: int | None = DEFAULT_MAX_QUERY_TOKENS,
+    ) -> None:
+        self.id_style = check_id_style(self.default_id_style if id_style is None else id_style)
+        self.max_passage_tokens = check_budget("max_passage_tokens", max_passage_tokens)
+        self.max_tokens = check_budget("max_tokens", max_tokens)
+        self.max_query_tokens = check_budget("max_query_tokens", max_query_tokens)
+
+    def _alpha(self, n: int) -> bool:
+        return self.id_style == "alpha" and n <= ALPHA_MAX
+
+    def _frame(
+        self, query: str, n: int, picks: int | None
+    ) -> tuple[str, tuple[str, ...], str, Mapping[str, Any]]:
+        raise NotImplementedError
+
+    def bind(self, query: str, passages: Sequence[str]) -> BoundPrompt:
+        """Prepare ``query`` and every passage once (see the module docstring)."""
+        if not isinstance(query, str):
+            raise TypeError(f"query must be a string, got {type(query).__name__}")
+        if isinstance(passages, str):
+            raise TypeError("passages must be a sequence of strings, not a single string")
+        budget = self.max_passage_tokens
+        shown = []
+        for i, p in enumerate(passages):
+            if not isinstance(p, str):
+                raise TypeError(f"passage {i} must be a string, got {type(p).__name__}")
+            shown.append(with_evidence(prepare_passage(p, budget), p))
+        return BoundPrompt(self, prepare_query(query, self.max_query_tokens), shown)
+
+    def to_config(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "id_style": self.id_style,
+            "max_passage_tokens": self.max_passage_tokens,
+            "max_tokens": self.max_tokens,
+            "max_query_tokens": self.max_query_tokens,
+        }
