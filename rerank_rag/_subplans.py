@@ -40,7 +40,7 @@ def _start(gen: SubPlan[Any], value: list[Outcome] | None) -> tuple[bool, Any]:
             batch = gen.send([])
     except StopIteration as stop:
         return True, stop.value
-    return False, list(batch)
+    return False, batch if batch.__class__ is list else list(batch)
 
 
 def gather(subplans: Sequence[SubPlan[T]]) -> Plan[list[T]]:
@@ -73,13 +73,21 @@ def sequential_deps(spans: Sequence[tuple[int, int]]) -> list[list[int]]:
     """For operations touching positions ``[a, b)`` in this order, the earlier operations
     each one must wait for: per position, the last earlier operation that touched it
     (the others are reached through those)."""
-    last: dict[int, int] = {}
+    last = [-1] * max((b for _, b in spans), default=0)  # position -> last operation
     deps: list[list[int]] = []
     for k, (a, b) in enumerate(spans):
-        mine = {last[p] for p in range(a, b) if p in last}
-        deps.append(sorted(mine))
-        for p in range(a, b):
-            last[p] = k
+        touched = last[a:b]
+        if len(touched) == 2:  # the usual pair (bubble sort with pairs): no set needed
+            x, y = touched
+            mine = [x] if x == y else ([x, y] if x < y else [y, x])
+            if mine[0] < 0:
+                del mine[0]
+        else:
+            mine = sorted(set(touched))
+            if mine and mine[0] < 0:
+                del mine[0]
+        deps.append(mine)
+        last[a:b] = [k] * (b - a)
     return deps
 
 
@@ -90,6 +98,7 @@ def run_in_order(
     ``k``, each as soon as the earlier operations it overlaps have finished.
 
     Same result as running them one after the other; returns the number of rounds used.
+    The requests of a round are sent in operation order.
     """
     deps = sequential_deps(spans)
     waiting = [len(d) for d in deps]
@@ -100,26 +109,28 @@ def run_in_order(
     ready = [k for k, w in enumerate(waiting) if w == 0]
     active: dict[int, tuple[SubPlan[Any], list[LLMRequest]]] = {}
     rounds = 0
-
-    def finish(k: int) -> None:
-        for c in children[k]:
-            waiting[c] -= 1
-            if waiting[c] == 0:
-                ready.append(c)
-
-    while ready or active:
-        while ready:  # start everything that may start (some finish without a call)
-            k = ready.pop(0)
+    while True:
+        i = 0
+        while i < len(ready):  # start everything that may start (some finish without a call)
+            k = ready[i]
+            i += 1
             gen = make(k)
             done, value = _start(gen, None)
-            if done:
-                finish(k)
-            else:
+            if not done:
                 active[k] = (gen, value)
+                continue
+            for c in children[k]:
+                waiting[c] -= 1
+                if not waiting[c]:
+                    ready.append(c)
+        ready.clear()
         if not active:
             break
         keys = sorted(active)
-        outcomes = yield [r for k in keys for r in active[k][1]]
+        if len(keys) == 1:
+            outcomes = yield active[keys[0]][1]
+        else:
+            outcomes = yield [r for k in keys for r in active[k][1]]
         rounds += 1
         pos = 0
         for k in keys:
@@ -127,8 +138,11 @@ def run_in_order(
             m = len(batch)
             done, value = _start(gen, outcomes[pos : pos + m])
             pos += m
-            if done:
-                finish(k)
-            else:
+            if not done:
                 active[k] = (gen, value)
+                continue
+            for c in children[k]:
+                waiting[c] -= 1
+                if not waiting[c]:
+                    ready.append(c)
     return rounds

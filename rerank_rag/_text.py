@@ -254,8 +254,10 @@ def truncate_tokens(text: str, max_tokens: int | None) -> str:
         return ""
     enc = _ENCODER.get()
     if enc is None:
-        # every estimated unit costs at least 1 token and at most its length
-        if len(text) <= max_tokens:
+        # every estimated unit costs at least 1 token and at most its length; an ASCII
+        # word of L characters costs ceil(L / 4) and words are space-separated, so
+        # ASCII text of L characters costs at most (L + 1) / 2: no cut needed below that
+        if len(text) <= max_tokens or (len(text) < 2 * max_tokens and text.isascii()):
             return collapse_whitespace(text)
         # a kept unit of length L costs >= L/4 tokens: 4 chars per token plus a space
         prefix, _ = _collapsed_prefix(text, 5 * max_tokens + 8)

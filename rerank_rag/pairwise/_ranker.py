@@ -20,6 +20,7 @@ from .._family import (
     check_strict,
     monotone,
     positional,
+    read_answer,
     resolve_prompt,
 )
 from .._plan import Plan
@@ -32,7 +33,6 @@ from ..listwise._prompts import DEFAULT_MAX_QUERY_TOKENS
 from ..llm._adapt import as_backend
 from ..llm._base import Completion, LLMRequest
 from ..setwise._prompt import SCORINGS, PickBestPrompt
-from ..setwise._ranker import read_pick
 from ..setwise._sorts import bubble_top, heap_top
 
 __all__ = ["PairwiseRanker"]
@@ -164,8 +164,8 @@ class PairwiseRanker(FamilyRanker):
     def _first_wins(self, outcome: Completion | LLMError, book: CallBook, usage: Usage) -> float | None:
         """Probability that the passage shown first ([A]) is the better one; ``None``
         when the call failed or named neither passage. Generation: 1.0 or 0.0."""
-        parsed = read_pick(self.prompt, outcome, 2, book, usage)
-        if parsed is None:
+        parsed = read_answer(self.prompt, outcome, 2, book, usage)
+        if parsed is None or not parsed.listed:
             return None
         scores = parsed.scores
         if self.scoring == "logprobs" and scores is not None:
@@ -208,9 +208,17 @@ class PairwiseRanker(FamilyRanker):
         first_wins = self._first_wins
         both_agree = self.scoring == "generation"
 
-        def prefers(x: int, y: int) -> SubPlan[bool]:
-            """Whether ``x`` beats ``y`` (both orders asked at once; ties keep ``y``)."""
-            o1, o2 = yield [request((x, y)), request((y, x))]
+        # bubble passes compare again the pairs that did not swap: build each prompt once
+        built: dict[tuple[int, int], LLMRequest] = {}
+
+        def ask(pair: tuple[int, int]) -> LLMRequest:
+            req = built.get(pair)
+            if req is None:
+                req = built[pair] = request(pair)
+            return req
+
+        def verdict(x: int, y: int, o1: Any, o2: Any) -> bool:
+            """Whether ``x`` beats ``y`` from the answers to ``(x, y)`` and ``(y, x)``."""
             p1 = first_wins(o1, book, usage)
             p2 = first_wins(o2, book, usage)
             if p1 is not None and p2 is not None:
@@ -224,13 +232,14 @@ class PairwiseRanker(FamilyRanker):
             return x < y  # no verdict: first-stage order decides
 
         def judge(group: list[int]) -> SubPlan[int]:
-            if len(group) == 2:  # bubble sort: one comparison
-                return 1 if (yield from prefers(group[1], group[0])) else 0
-            best = 0
-            for j in range(1, len(group)):
-                if (yield from prefers(group[j], group[best])):
-                    best = j
-            return best
+            """The best of ``group`` by a knockout; each comparison asks both orders at
+            once (ties keep the one ahead)."""
+            best = group[0]
+            for x in group[1:]:
+                o1, o2 = yield [ask((x, best)), ask((best, x))]
+                if verdict(x, best, o1, o2):
+                    best = x
+            return group.index(best)
 
         return judge
 
