@@ -75,27 +75,36 @@ def sequential_deps(spans: Sequence[tuple[int, int]]) -> list[list[int]]:
     (the others are reached through those)."""
     last = [-1] * max((b for _, b in spans), default=0)  # position -> last operation
     deps: list[list[int]] = []
+    append = deps.append
     for k, (a, b) in enumerate(spans):
-        touched = last[a:b]
-        if len(touched) == 2:  # the usual pair (bubble sort with pairs): no set needed
-            x, y = touched
-            mine = [x] if x == y else ([x, y] if x < y else [y, x])
-            if mine[0] < 0:
-                del mine[0]
-        else:
-            mine = sorted(set(touched))
-            if mine and mine[0] < 0:
-                del mine[0]
-        deps.append(mine)
+        if b - a == 2:  # the usual pair (bubble sort with pairs): no set needed
+            x, y = last[a], last[a + 1]
+            last[a] = last[a + 1] = k
+            if x == y:
+                append([x] if x >= 0 else [])
+            else:
+                if x > y:
+                    x, y = y, x
+                append([x, y] if x >= 0 else [y])
+            continue
+        mine = sorted(set(last[a:b]))
+        if mine and mine[0] < 0:
+            del mine[0]
+        append(mine)
         last[a:b] = [k] * (b - a)
     return deps
 
 
 def run_in_order(
-    spans: Sequence[tuple[int, int]], make: Callable[[int], SubPlan[Any]]
+    spans: Sequence[tuple[int, int]],
+    make: Callable[[int], SubPlan[Any]],
+    done: Callable[[int, Any], None] | None = None,
 ) -> Plan[int]:
     """Run operation ``k`` (the sub-plan ``make(k)``, touching ``spans[k]``) for every
-    ``k``, each as soon as the earlier operations it overlaps have finished.
+    ``k``, each as soon as the earlier operations it overlaps have finished; when the
+    sub-plan of ``k`` returns ``result``, ``done(k, result)`` is called (if given) before
+    any later operation starts, e.g. to apply the result (cheaper than wrapping every
+    sub-plan in one more generator).
 
     Same result as running them one after the other; returns the number of rounds used.
     The requests of a round are sent in operation order.
@@ -110,15 +119,19 @@ def run_in_order(
     active: dict[int, tuple[SubPlan[Any], list[LLMRequest]]] = {}
     rounds = 0
     while True:
+        # start everything that may start (an operation may finish without a call, and
+        # let others start): ``ready`` grows while it is walked
         i = 0
-        while i < len(ready):  # start everything that may start (some finish without a call)
+        while i < len(ready):
             k = ready[i]
             i += 1
             gen = make(k)
-            done, value = _start(gen, None)
-            if not done:
+            finished, value = _start(gen, None)
+            if not finished:
                 active[k] = (gen, value)
                 continue
+            if done is not None:
+                done(k, value)
             for c in children[k]:
                 waiting[c] -= 1
                 if not waiting[c]:
@@ -136,13 +149,20 @@ def run_in_order(
         for k in keys:
             gen, batch = active.pop(k)
             m = len(batch)
-            done, value = _start(gen, outcomes[pos : pos + m])
-            pos += m
-            if not done:
-                active[k] = (gen, value)
+            # _start, inlined (this loop runs once per operation and round)
+            try:
+                value = gen.send(outcomes[pos : pos + m])
+                while not value:
+                    value = gen.send([])
+            except StopIteration as stop:
+                pos += m
+                if done is not None:
+                    done(k, stop.value)
+                for c in children[k]:
+                    waiting[c] -= 1
+                    if not waiting[c]:
+                        ready.append(c)
                 continue
-            for c in children[k]:
-                waiting[c] -= 1
-                if not waiting[c]:
-                    ready.append(c)
+            pos += m
+            active[k] = (gen, value if value.__class__ is list else list(value))
     return rounds

@@ -178,15 +178,30 @@ class PairwiseRanker(FamilyRanker):
             return 1.0 / (1.0 + math.exp(b - a))
         return 1.0 if parsed.listed[0] == 0 else 0.0
 
+    def _reader(self, book: CallBook, usage: Usage) -> Callable[[Any], float | None]:
+        """:meth:`_first_wins` for one ranking; a clean one-label answer ("A", "B") of
+        the pick-best prompt is read without the parser (same result)."""
+        slow = self._first_wins
+        clean = self.prompt.clean_answers(2) if isinstance(self.prompt, PickBestPrompt) else {}
+
+        def first_wins(outcome: Any) -> float | None:
+            if outcome.__class__ is Completion:
+                i = clean.get(outcome.text)
+                if i is not None:
+                    return 1.0 if i == 0 else 0.0
+            return slow(outcome, book, usage)
+
+        return first_wins
+
     # ------------------------------------------------------------------ all pairs
 
     def _allpair(self, request: Callable[..., LLMRequest], n: int, usage: Usage, book: CallBook) -> Plan[Scored]:
         pairs = [(i, j) for i in range(n) for j in range(n) if i != j]
         outcomes = yield [request(pair) for pair in pairs]
         verdicts: list[tuple[int, int]] = []
-        first_wins = self._first_wins
+        first_wins = self._reader(book, usage)
         for (i, j), outcome in zip(pairs, outcomes):
-            p = first_wins(outcome, book, usage)
+            p = first_wins(outcome)
             if p is None or p == 0.5:
                 continue
             verdicts.append((i, j) if p > 0.5 else (j, i))
@@ -205,22 +220,20 @@ class PairwiseRanker(FamilyRanker):
     # ------------------------------------------------------------------ sorting
 
     def _judge(self, request: Callable[..., LLMRequest], book: CallBook, usage: Usage):  # type: ignore[no-untyped-def]
-        first_wins = self._first_wins
+        first_wins = self._reader(book, usage)
         both_agree = self.scoring == "generation"
 
         # bubble passes compare again the pairs that did not swap: build each prompt once
         built: dict[tuple[int, int], LLMRequest] = {}
 
-        def ask(pair: tuple[int, int]) -> LLMRequest:
-            req = built.get(pair)
-            if req is None:
-                req = built[pair] = request(pair)
+        def build(pair: tuple[int, int]) -> LLMRequest:
+            req = built[pair] = request(pair)
             return req
 
         def verdict(x: int, y: int, o1: Any, o2: Any) -> bool:
             """Whether ``x`` beats ``y`` from the answers to ``(x, y)`` and ``(y, x)``."""
-            p1 = first_wins(o1, book, usage)
-            p2 = first_wins(o2, book, usage)
+            p1 = first_wins(o1)
+            p2 = first_wins(o2)
             if p1 is not None and p2 is not None:
                 if both_agree:  # both orders must agree
                     return p1 == 1.0 and p2 == 0.0
@@ -236,7 +249,8 @@ class PairwiseRanker(FamilyRanker):
             once (ties keep the one ahead)."""
             best = group[0]
             for x in group[1:]:
-                o1, o2 = yield [ask((x, best)), ask((best, x))]
+                k1, k2 = (x, best), (best, x)
+                o1, o2 = yield [built.get(k1) or build(k1), built.get(k2) or build(k2)]
                 if verdict(x, best, o1, o2):
                     best = x
             return group.index(best)

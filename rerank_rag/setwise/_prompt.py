@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
 
@@ -44,7 +45,13 @@ _STANDALONE_RE = re.compile(r"(?<![A-Za-z0-9])([A-Z]|\d{1,3})(?![A-Za-z0-9])")
 _TOKEN_STRIP = "[](){}<>.,:;*\"'`#"
 #: The parse of a clean one-label answer naming position ``i`` (shared, immutable).
 _PICKS = tuple(WindowParse(listed=(i,)) for i in range(26))
-_DIGITS = {str(d): d - 1 for d in range(1, 10)}
+
+
+@lru_cache(maxsize=64)
+def _clean(n: int, alpha: bool) -> Mapping[str, int]:
+    """Bare labels and their positions (the text parser's fast path reads labels of up
+    to 4 characters as clean picks)."""
+    return MappingProxyType({label(i, alpha): i for i in range(min(n, 9999))})
 
 
 class PickBestPrompt(GroupPrompt):
@@ -132,6 +139,16 @@ class PickBestPrompt(GroupPrompt):
 
     # ------------------------------------------------------------------ parse
 
+    def clean_answers(self, n: int) -> Mapping[str, int]:
+        """The answers that name one of ``n`` passages with nothing to repair, and the
+        position each names (``{"A": 0, "B": 1}``): :meth:`parse` reads them as
+        ``WindowParse(listed=(i,))``, so a ranker may take them without parsing. Empty
+        in logprobs mode (there the answer is the log-probabilities)."""
+        if self.scoring != "generation" or n < 1:
+            return MappingProxyType({})
+        return _clean(n, self._alpha(n))
+
+
     @staticmethod
     def _token_label(token: str, n: int, alpha: bool) -> int | None:
         if alpha and len(token) == 1 and "A" <= token <= "Z":  # the usual token: fast path
@@ -199,11 +216,9 @@ class PickBestPrompt(GroupPrompt):
             return WindowParse(listed=())
         alpha = self._alpha(n)
         if self.scoring == "generation":  # the usual answer, one bare label: no parser
-            text = completion.text
-            if text.__class__ is str and len(text) == 1:
-                i = ord(text) - 65 if alpha else _DIGITS.get(text, -1)
-                if 0 <= i < n and i < 26:
-                    return _PICKS[i]
+            i = _clean(n, alpha).get(completion.text)
+            if i is not None:
+                return _PICKS[i] if i < 26 else WindowParse(listed=(i,))
         repaired = False
         if self.scoring == "logprobs":
             got = self._from_logprobs(completion.top_logprobs, n, alpha)

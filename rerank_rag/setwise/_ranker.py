@@ -152,9 +152,14 @@ class SetwiseRanker(FamilyRanker):
 
     def _judge(self, request: Callable[..., LLMRequest], book: CallBook, usage: Usage):  # type: ignore[no-untyped-def]
         prompt = self.prompt
+        clean = prompt.clean_answers if isinstance(prompt, PickBestPrompt) else None
 
         def judge(group: list[int]) -> SubPlan[int]:
             (outcome,) = yield [request(group)]
+            if clean is not None and outcome.__class__ is Completion:
+                i = clean(len(group)).get(outcome.text)  # a clean label: no parser
+                if i is not None:
+                    return i
             parsed = read_pick(prompt, outcome, len(group), book, usage)
             if parsed is None:  # fallback: the candidate retrieved first wins
                 return min(range(len(group)), key=group.__getitem__)
