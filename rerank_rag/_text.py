@@ -149,8 +149,18 @@ def tokenizer_name() -> str:
     return "tiktoken:cl100k_base" if _ENCODER.get() is not None else "estimate"
 
 
+# the ASCII characters str.split() splits on, besides the space
+_ASCII_BREAKS = ("\t", "\n", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f")
+
+
 def collapse_whitespace(text: str) -> str:
     """Replace every run of whitespace (including line breaks) by one space; strip ends."""
+    if type(text) is str and text.isascii() and text[:1] != " " and text[-1:] != " " and "  " not in text:
+        for c in _ASCII_BREAKS:
+            if c in text:
+                break
+        else:  # already collapsed (the common case): no split and join
+            return text
     return " ".join(text.split())
 
 
@@ -277,7 +287,9 @@ def sanitize_passage(text: str) -> str:
     the passage cannot forge the identifiers the model is asked to output (RankGPT's
     trick), and collapses whitespace (line breaks become spaces).
     """
-    return collapse_whitespace(_FORGED_ID_RE.sub(r"(\1)", text))
+    if "[" in text or "\uff3b" in text or "\u3010" in text or "\u3014" in text:
+        text = _FORGED_ID_RE.sub(r"(\1)", text)
+    return collapse_whitespace(text)
 
 
 _CACHE_MAX_CHARS = 16_384  # larger passages are not kept alive by the cache
