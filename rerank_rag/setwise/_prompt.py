@@ -166,19 +166,25 @@ class PickBestPrompt(GroupPrompt):
         return None
 
     def _from_logprobs(self, tops: Any, n: int, alpha: bool) -> WindowParse | None:
-        if not isinstance(tops, Mapping):
+        if tops.__class__ is not dict and not isinstance(tops, Mapping):
             return None
+        clean = _clean(n, alpha)  # the usual tokens ("A", "B"): no normalisation
         best: dict[int, float] = {}
         for token, lp in tops.items():
-            try:
-                value = float(lp)
-            except (TypeError, ValueError):
+            if lp.__class__ is not float:
+                try:
+                    lp = float(lp)
+                except (TypeError, ValueError):
+                    continue
+            if lp != lp or lp == math.inf:  # NaN, +inf
                 continue
-            if math.isnan(value) or value == math.inf:
-                continue
-            i = self._token_label(token, n, alpha)
-            if i is not None and (i not in best or value > best[i]):
-                best[i] = value
+            i = clean.get(token) if token.__class__ is str else None
+            if i is None:
+                i = self._token_label(token, n, alpha)
+                if i is None:
+                    continue
+            if i not in best or lp > best[i]:
+                best[i] = lp
         if not best or all(v == -math.inf for v in best.values()):
             return None
         listed = sorted(best, key=lambda i: (-best[i], i))
