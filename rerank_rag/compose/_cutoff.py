@@ -7,22 +7,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from .._ranker import check_query
-from .._types import CandidateLike, Ranking, as_candidates, check_top_n
+from .._types import CandidateLike, Ranking, as_candidates, check_int, check_top_n
+from ._wrapper import RankerWrapper, check_fraction
 
 __all__ = ["DynamicCutoff"]
 
 log = logging.getLogger("rerank_rag.compose")
 
 
-def _check_count(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
-class DynamicCutoff:
+class DynamicCutoff(RankerWrapper):
     """Wrap any ranker; return only the candidates it judged relevant.
 
     A candidate is kept when its ``Ranking.relevance`` is at least ``threshold`` (0.5:
@@ -56,6 +49,8 @@ class DynamicCutoff:
             is positional or points: the cut then keeps a share of the list).
     """
 
+    kind = "dynamic-cutoff"
+
     def __init__(
         self,
         ranker: Any,
@@ -65,14 +60,12 @@ class DynamicCutoff:
         ceiling: int | None = None,
         allow_positional: bool = False,
     ) -> None:
-        if not (callable(getattr(ranker, "rank", None)) and callable(getattr(ranker, "arank", None))):
-            raise TypeError(f"ranker must have rank() and arank(), got {type(ranker).__name__}")
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 < threshold <= 1.0:
-            raise ValueError(f"threshold must be a number in (0, 1], got {threshold!r}")
-        self.floor = _check_count("floor", floor, 0)
+        super().__init__(ranker)
+        threshold = check_fraction("threshold", threshold, zero_ok=False)
+        self.floor = check_int("floor", floor, 0)
         if ceiling is not None:
-            _check_count("ceiling", ceiling, 1)
-            if ceiling < floor:
+            ceiling = check_int("ceiling", ceiling, 1)
+            if ceiling < self.floor:
                 raise ValueError(f"ceiling ({ceiling}) must be >= floor ({floor})")
         if getattr(ranker, "judges_relevance", None) is False and not allow_positional:
             raise ValueError(
@@ -82,14 +75,9 @@ class DynamicCutoff:
                 "prompt='relevant-only', LLMPointwiseRanker, TDPartRanker with "
                 "prompt='relevant-only'), or pass allow_positional=True."
             )
-        self.ranker = ranker
-        self.threshold = float(threshold)
+        self.threshold = threshold
         self.ceiling = ceiling
         self.allow_positional = bool(allow_positional)
-
-    @property
-    def judges_relevance(self) -> Any:
-        return getattr(self.ranker, "judges_relevance", None)
 
     def __repr__(self) -> str:
         return (
@@ -98,15 +86,12 @@ class DynamicCutoff:
         )
 
     def to_config(self) -> dict[str, Any]:
-        inner = getattr(self.ranker, "to_config", None)
-        return {
-            "type": "dynamic-cutoff",
-            "threshold": self.threshold,
-            "floor": self.floor,
-            "ceiling": self.ceiling,
-            "allow_positional": self.allow_positional,
-            "ranker": inner() if callable(inner) else repr(self.ranker),
-        }
+        return self._config(
+            threshold=self.threshold,
+            floor=self.floor,
+            ceiling=self.ceiling,
+            allow_positional=self.allow_positional,
+        )
 
     def _prepare(self, query: str, candidates: Sequence[CandidateLike], top_n: int | None) -> tuple[list[Any], int]:
         check_query(query)
