@@ -31,7 +31,7 @@ from typing import Any
 from ._errors import LLMError, ParseError, RankingFailedError
 from ._group_prompt import GroupPrompt, check_budget, check_id_style
 from ._plan import arun_plan, run_plan
-from ._protocols import WindowParse, WindowPrompt
+from ._protocols import WindowParse
 from ._ranker import PlanRanker, finish_ranking
 from ._types import Candidate, CandidateLike, Ranking, Usage, check_int
 from .llm._base import Completion, LLMRequest
@@ -245,6 +245,10 @@ class FamilyRanker(PlanRanker):
 
     judges_relevance: bool = False
     strict: bool = False
+    prompt: Any
+    id_style: str | None = None
+    max_passage_tokens: int | None = None
+    max_query_tokens: int | None = None
 
     def _result(self, res: Any, n: int, k: int, usage: Usage) -> Ranking:
         order, scores = res
@@ -285,6 +289,40 @@ class FamilyRanker(PlanRanker):
         usage.wall_time = time.perf_counter() - t0
         return self._result(res, len(cands), k, usage)
 
-    def _llm_config(self) -> Any:
+    def _settings(
+        self,
+        strict: Any,
+        id_style: Any,
+        max_passage_tokens: Any,
+        max_query_tokens: Any,
+    ) -> dict[str, Any]:
+        """Check and keep ``strict`` and the settings of the default prompt (``id_style``,
+        ``max_passage_tokens``, ``max_query_tokens``: the listwise rankers' rules and
+        defaults); returns them as that prompt's keyword arguments (``id_style`` only when
+        given)."""
+        self.strict = check_strict(strict)
+        self.id_style = None if id_style is None else check_id_style(id_style)
+        self.max_passage_tokens = check_budget("max_passage_tokens", max_passage_tokens)
+        self.max_query_tokens = check_budget("max_query_tokens", max_query_tokens)
+        kw: dict[str, Any] = {
+            "max_passage_tokens": self.max_passage_tokens,
+            "max_query_tokens": self.max_query_tokens,
+        }
+        if self.id_style is not None:
+            kw["id_style"] = self.id_style
+        return kw
+
+    def _config(self, kind: str, **fields: Any) -> dict[str, Any]:
+        """``to_config``: the type, the ranker's own ``fields``, then the shared settings
+        (the LLM by its own ``to_config``, if any)."""
         cfg = getattr(self.llm, "to_config", None)
-        return cfg() if callable(cfg) else None
+        return {
+            "type": kind,
+            **fields,
+            "prompt": getattr(self.prompt, "name", type(self.prompt).__name__),
+            "id_style": self.id_style,
+            "max_passage_tokens": self.max_passage_tokens,
+            "max_query_tokens": self.max_query_tokens,
+            "strict": self.strict,
+            "llm": cfg() if callable(cfg) else None,
+        }

@@ -2,12 +2,16 @@
 
 :class:`~rerank_rag.setwise.PickBestPrompt` (setwise, pairwise) and
 :class:`~rerank_rag.tournament.SelectPrompt` (tournaments) show ``[A] text`` /
-``[1] text`` lines between a fixed head and tail. Sorting rankers send hundreds or
-thousands of such prompts per query that differ only in *which* candidates they show,
-so a prompt is **bound** once per ranking (:meth:`GroupPrompt.bind`):
+``[1] text`` lines between a fixed head and tail. They share the listwise text prompts'
+settings and rules (``id_style``, ``max_passage_tokens``, ``max_tokens``,
+``max_query_tokens``, letters only up to 26 passages, passages sanitised and truncated,
+the query budgeted; :class:`~rerank_rag.listwise._prompts._TextPrompt`).
 
-* the query is collapsed and cut to ``max_query_tokens`` (the listwise rule,
-  :func:`~rerank_rag.listwise._prompts.prepare_query`), once;
+Sorting rankers send hundreds or thousands of such prompts per query that differ only in
+*which* candidates they show, so a prompt is **bound** once per ranking
+(:meth:`GroupPrompt.bind`):
+
+* the query is collapsed and cut to ``max_query_tokens``, once;
 * every passage is sanitised, truncated to ``max_passage_tokens`` and given its
   first-stage note (:func:`~rerank_rag._evidence.with_evidence`), once;
 * the text around the passages (the *frame*) is built once per group shape.
@@ -23,16 +27,12 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
-from ._evidence import with_evidence
-from ._text import prepare_passage
 from ._types import check_int
-from .listwise._prompts import DEFAULT_MAX_QUERY_TOKENS, prepare_query
+from .listwise._prompts import DEFAULT_MAX_QUERY_TOKENS, _check_passages, _label, _TextPrompt
 from .llm._base import LLMRequest
 
-__all__ = ["GroupPrompt", "BoundPrompt", "check_budget", "check_id_style", "labels", "ALPHA_MAX"]
+__all__ = ["GroupPrompt", "BoundPrompt", "check_budget", "check_id_style", "labels"]
 
-#: Letters label groups of at most this many passages; larger groups get numbers.
-ALPHA_MAX = 26
 ID_STYLES = ("alpha", "numeric")
 
 
@@ -50,16 +50,11 @@ def check_id_style(value: Any) -> str:
     return value
 
 
-def label(i: int, alpha: bool) -> str:
-    """The id of 0-based position ``i`` without brackets: ``"C"`` or ``"3"``."""
-    return chr(65 + i) if alpha else str(i + 1)
-
-
 @lru_cache(maxsize=512)
 def labels(n: int, alpha: bool) -> tuple[str, ...]:
     """``("[A] ", "\\n[B] ", ...)``: the label of each line, with the line break before
     every line but the first (so a group's lines are one ``"".join``)."""
-    return tuple(("\n" if i else "") + f"[{label(i, alpha)}] " for i in range(n))
+    return tuple(("\n" if i else "") + f"[{_label(i, alpha)}] " for i in range(n))
 
 
 def _request_factory() -> Any:
@@ -116,8 +111,8 @@ class BoundPrompt:
         return _request(({"role": "user", "content": before + body + after},), params)
 
 
-class GroupPrompt:
-    """Base of the labelled-group prompts: settings, validation, binding.
+class GroupPrompt(_TextPrompt):
+    """Base of the labelled-group prompts: the listwise text-prompt settings, binding.
 
     Subclasses set ``name`` and ``default_id_style`` and implement
     ``_frame(query, n, picks) -> (before, labels, after, params)``.
@@ -128,13 +123,14 @@ class GroupPrompt:
         max_tokens: answer budget (``None``: the prompt's default).
         max_query_tokens: truncation budget of the query (``None``: no truncation;
             default 256, as in the listwise prompts).
+
+    Integer settings follow the integer rule (any integer type, numpy's too);
+    a wrong type raises ``TypeError``, a wrong value ``ValueError``.
     """
 
     name = "group"
     default_id_style = "alpha"
     expect_all = False
-    #: renders a first-stage note attached by FirstStageEvidence (InsertRank)
-    renders_evidence = True
 
     def __init__(
         self,
@@ -144,13 +140,12 @@ class GroupPrompt:
         max_tokens: int | None = None,
         max_query_tokens: int | None = DEFAULT_MAX_QUERY_TOKENS,
     ) -> None:
-        self.id_style = check_id_style(self.default_id_style if id_style is None else id_style)
-        self.max_passage_tokens = check_budget("max_passage_tokens", max_passage_tokens)
-        self.max_tokens = check_budget("max_tokens", max_tokens)
-        self.max_query_tokens = check_budget("max_query_tokens", max_query_tokens)
-
-    def _alpha(self, n: int) -> bool:
-        return self.id_style == "alpha" and n <= ALPHA_MAX
+        super().__init__(
+            id_style=check_id_style(self.default_id_style if id_style is None else id_style),
+            max_passage_tokens=check_budget("max_passage_tokens", max_passage_tokens),
+            max_tokens=check_budget("max_tokens", max_tokens),
+            max_query_tokens=check_budget("max_query_tokens", max_query_tokens),
+        )
 
     def _frame(
         self, query: str, n: int, picks: int | None
@@ -159,23 +154,5 @@ class GroupPrompt:
 
     def bind(self, query: str, passages: Sequence[str]) -> BoundPrompt:
         """Prepare ``query`` and every passage once (see the module docstring)."""
-        if not isinstance(query, str):
-            raise TypeError(f"query must be a string, got {type(query).__name__}")
-        if isinstance(passages, str):
-            raise TypeError("passages must be a sequence of strings, not a single string")
-        budget = self.max_passage_tokens
-        shown = []
-        for i, p in enumerate(passages):
-            if not isinstance(p, str):
-                raise TypeError(f"passage {i} must be a string, got {type(p).__name__}")
-            shown.append(with_evidence(prepare_passage(p, budget), p))
-        return BoundPrompt(self, prepare_query(query, self.max_query_tokens), shown)
-
-    def to_config(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "id_style": self.id_style,
-            "max_passage_tokens": self.max_passage_tokens,
-            "max_tokens": self.max_tokens,
-            "max_query_tokens": self.max_query_tokens,
-        }
+        _check_passages(query, passages)
+        return BoundPrompt(self, self._query(query), self._texts(passages))

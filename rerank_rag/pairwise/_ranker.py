@@ -13,11 +13,8 @@ from .._family import (
     FamilyRanker,
     Scored,
     bind_prompt,
-    check_budget,
     check_choice,
-    check_id_style,
     check_int,
-    check_strict,
     monotone,
     positional,
     read_answer,
@@ -117,19 +114,8 @@ class PairwiseRanker(FamilyRanker):
         self.aggregator_name = (
             aggregator if isinstance(aggregator, str) else getattr(aggregator, "__name__", "custom")
         )
-        self.strict = check_strict(strict)
-        self.id_style = None if id_style is None else check_id_style(id_style)
-        self.max_passage_tokens = check_budget("max_passage_tokens", max_passage_tokens)
-        self.max_query_tokens = check_budget("max_query_tokens", max_query_tokens)
-        self.prompt: WindowPrompt = resolve_prompt(
-            prompt,
-            lambda: PickBestPrompt(
-                scoring=self.scoring,
-                id_style=self.id_style,
-                max_passage_tokens=self.max_passage_tokens,
-                max_query_tokens=self.max_query_tokens,
-            ),
-        )
+        kw = self._settings(strict, id_style, max_passage_tokens, max_query_tokens)
+        self.prompt: WindowPrompt = resolve_prompt(prompt, lambda: PickBestPrompt(scoring=self.scoring, **kw))
         self.llm = as_backend(llm)
 
     def __repr__(self) -> str:
@@ -140,19 +126,13 @@ class PairwiseRanker(FamilyRanker):
 
     def to_config(self) -> dict[str, Any]:
         """JSON-able settings (the LLM by its own ``to_config``, if any)."""
-        return {
-            "type": "pairwise",
-            "method": self.method,
-            "sort_depth": self.sort_depth,
-            "scoring": self.scoring,
-            "aggregator": self.aggregator_name,
-            "prompt": getattr(self.prompt, "name", type(self.prompt).__name__),
-            "id_style": self.id_style,
-            "max_passage_tokens": self.max_passage_tokens,
-            "max_query_tokens": self.max_query_tokens,
-            "strict": self.strict,
-            "llm": self._llm_config(),
-        }
+        return self._config(
+            "pairwise",
+            method=self.method,
+            sort_depth=self.sort_depth,
+            scoring=self.scoring,
+            aggregator=self.aggregator_name,
+        )
 
     @staticmethod
     def expected_calls(n: int, method: str = "allpair") -> int | None:

@@ -30,11 +30,11 @@ from types import MappingProxyType
 from typing import Any
 
 from .._errors import ParseError
-from .._group_prompt import GroupPrompt, check_budget, label, labels
+from .._group_prompt import GroupPrompt, labels
 from .._protocols import WindowParse
 from .._types import check_int
 from ..listwise._parse import fold_lookalikes, parse_permutation, strip_reasoning
-from ..listwise._prompts import DEFAULT_MAX_QUERY_TOKENS
+from ..listwise._prompts import DEFAULT_MAX_QUERY_TOKENS, _label
 from ..llm._base import Completion, LLMRequest
 
 __all__ = ["PickBestPrompt", "SCORINGS"]
@@ -51,7 +51,7 @@ _PICKS = tuple(WindowParse(listed=(i,)) for i in range(26))
 def _clean(n: int, alpha: bool) -> Mapping[str, int]:
     """Bare labels and their positions (the text parser's fast path reads labels of up
     to 4 characters as clean picks)."""
-    return MappingProxyType({label(i, alpha): i for i in range(min(n, 9999))})
+    return MappingProxyType({_label(i, alpha): i for i in range(min(n, 9999))})
 
 
 class PickBestPrompt(GroupPrompt):
@@ -126,7 +126,7 @@ class PickBestPrompt(GroupPrompt):
         before = f"{head}\n\nQUERY: {query}\n\nPASSAGES:\n"
         after = (
             f"\n\nAnswer with the {kind} of the most relevant passage only "
-            f"(one of {label(0, alpha)} to {label(n - 1, alpha)}), without brackets "
+            f"(one of {_label(0, alpha)} to {_label(n - 1, alpha)}), without brackets "
             "and without explanation."
         )
         return before, labels(n, alpha), after, self._params

@@ -12,11 +12,8 @@ from .._family import (
     FamilyRanker,
     Scored,
     bind_prompt,
-    check_budget,
     check_choice,
-    check_id_style,
     check_int,
-    check_strict,
     positional,
     read_answer,
     resolve_prompt,
@@ -113,19 +110,8 @@ class SetwiseRanker(FamilyRanker):
         self.block_size = check_int("block_size", block_size, 3 if method == "heapsort" else 2)
         self.sort_depth = check_int("sort_depth", sort_depth, 1)
         self.scoring = check_choice("scoring", scoring, SCORINGS)
-        self.strict = check_strict(strict)
-        self.id_style = None if id_style is None else check_id_style(id_style)
-        self.max_passage_tokens = check_budget("max_passage_tokens", max_passage_tokens)
-        self.max_query_tokens = check_budget("max_query_tokens", max_query_tokens)
-        self.prompt: WindowPrompt = resolve_prompt(
-            prompt,
-            lambda: PickBestPrompt(
-                scoring=self.scoring,
-                id_style=self.id_style,
-                max_passage_tokens=self.max_passage_tokens,
-                max_query_tokens=self.max_query_tokens,
-            ),
-        )
+        kw = self._settings(strict, id_style, max_passage_tokens, max_query_tokens)
+        self.prompt: WindowPrompt = resolve_prompt(prompt, lambda: PickBestPrompt(scoring=self.scoring, **kw))
         self.llm = as_backend(llm)
 
     def __repr__(self) -> str:
@@ -136,19 +122,13 @@ class SetwiseRanker(FamilyRanker):
 
     def to_config(self) -> dict[str, Any]:
         """JSON-able settings (the LLM by its own ``to_config``, if any)."""
-        return {
-            "type": "setwise",
-            "method": self.method,
-            "block_size": self.block_size,
-            "sort_depth": self.sort_depth,
-            "scoring": self.scoring,
-            "prompt": getattr(self.prompt, "name", type(self.prompt).__name__),
-            "id_style": self.id_style,
-            "max_passage_tokens": self.max_passage_tokens,
-            "max_query_tokens": self.max_query_tokens,
-            "strict": self.strict,
-            "llm": self._llm_config(),
-        }
+        return self._config(
+            "setwise",
+            method=self.method,
+            block_size=self.block_size,
+            sort_depth=self.sort_depth,
+            scoring=self.scoring,
+        )
 
     def _judge(self, request: Callable[..., LLMRequest], book: CallBook, usage: Usage):  # type: ignore[no-untyped-def]
         prompt = self.prompt

@@ -24,7 +24,6 @@ other candidates in first-stage order, as the reference implementations do.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from .._plan import Plan
 from .._subplans import SubPlan, gather, run_in_order

@@ -12,10 +12,7 @@ from .._family import (
     FamilyRanker,
     Scored,
     bind_prompt,
-    check_budget,
-    check_id_style,
     check_int,
-    check_strict,
     positional,
     read_answer,
 )
@@ -99,19 +96,10 @@ class TDPartRanker(FamilyRanker):
         self.sort_depth = check_int("sort_depth", sort_depth, 1)
         if self.sort_depth >= self.block_size:
             raise ValueError(f"sort_depth ({sort_depth}) must be < block_size ({block_size})")
-        self.strict = check_strict(strict)
-        self.id_style = None if id_style is None else check_id_style(id_style)
-        self.max_passage_tokens = check_budget("max_passage_tokens", max_passage_tokens)
-        self.max_query_tokens = check_budget("max_query_tokens", max_query_tokens)
+        kw = self._settings(strict, id_style, max_passage_tokens, max_query_tokens)
         if isinstance(prompt, str):
             from ..listwise import get_prompt
 
-            kw: dict[str, Any] = {
-                "max_passage_tokens": self.max_passage_tokens,
-                "max_query_tokens": self.max_query_tokens,
-            }
-            if self.id_style is not None:
-                kw["id_style"] = self.id_style
             self.prompt: WindowPrompt = get_prompt(prompt, **kw)
         elif callable(getattr(prompt, "build", None)) and callable(getattr(prompt, "parse", None)):
             self.prompt = prompt
@@ -132,17 +120,11 @@ class TDPartRanker(FamilyRanker):
 
     def to_config(self) -> dict[str, Any]:
         """JSON-able settings (the LLM by its own ``to_config``, if any)."""
-        return {
-            "type": "tdpart",
-            "prompt": getattr(self.prompt, "name", type(self.prompt).__name__),
-            "block_size": self.block_size,
-            "sort_depth": self.sort_depth,
-            "max_passage_tokens": self.max_passage_tokens,
-            "max_query_tokens": self.max_query_tokens,
-            "id_style": self.id_style,
-            "strict": self.strict,
-            "llm": self._llm_config(),
-        }
+        return self._config(
+            "tdpart",
+            block_size=self.block_size,
+            sort_depth=self.sort_depth,
+        )
 
     def _read(
         self, outcome: Completion | LLMError, block: list[int], book: CallBook, usage: Usage

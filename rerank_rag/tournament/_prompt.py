@@ -7,11 +7,10 @@ from types import MappingProxyType
 from typing import Any
 
 from .._errors import ParseError
-from .._group_prompt import GroupPrompt, label, labels
+from .._group_prompt import GroupPrompt, labels
 from .._protocols import WindowParse
 from .._types import check_int
-from ..listwise._parse import parse_permutation
-from ..listwise._prompts import DEFAULT_MAX_QUERY_TOKENS
+from ..listwise._prompts import _label
 from ..llm._base import Completion, LLMRequest
 
 __all__ = ["SelectPrompt"]
@@ -38,21 +37,6 @@ class SelectPrompt(GroupPrompt):
     name = "select"
     default_id_style = "numeric"
 
-    def __init__(
-        self,
-        *,
-        id_style: str | None = None,
-        max_passage_tokens: int | None = 300,
-        max_tokens: int | None = None,
-        max_query_tokens: int | None = DEFAULT_MAX_QUERY_TOKENS,
-    ) -> None:
-        super().__init__(
-            id_style=id_style,
-            max_passage_tokens=max_passage_tokens,
-            max_tokens=max_tokens,
-            max_query_tokens=max_query_tokens,
-        )
-
     def __repr__(self) -> str:
         return (
             f"SelectPrompt(id_style={self.id_style!r}, max_passage_tokens={self.max_passage_tokens!r}, "
@@ -67,7 +51,7 @@ class SelectPrompt(GroupPrompt):
             raise ValueError(f"picks must be in [1, {n - 1}] for {n} passages, got {m}")
         alpha = self._alpha(n)
         plural = "s" if m > 1 else ""
-        example = " > ".join(f"[{label(i, alpha)}]" for i in (2, 0, 1)[: min(m, 3)] if i < n)
+        example = " > ".join(f"[{_label(i, alpha)}]" for i in (2, 0, 1)[: min(m, 3)] if i < n)
         before = (
             f"Select the {m} passage{plural} most relevant to the search query from the {n} "
             f"passages below.\n\nQUERY: {query}\n\nPASSAGES:\n"
@@ -76,8 +60,8 @@ class SelectPrompt(GroupPrompt):
             f"\n\nOutput only the ids of the {m} most relevant passage{plural}, most relevant "
             f"first, in the format {example}{' > ...' if m > 3 else ''}, and nothing else."
         )
-        tokens = self.max_tokens if self.max_tokens is not None else 4 * m + 16
-        return before, labels(n, alpha), after, MappingProxyType({"max_tokens": tokens, "temperature": 0})
+        params = MappingProxyType({"max_tokens": self.answer_budget(m), "temperature": 0})
+        return before, labels(n, alpha), after, params
 
     def build(self, query: str, passages: Sequence[str], *, picks: int | None = None) -> LLMRequest:
         """The request for one group; ``picks`` defaults to half the group (rounded up)."""
@@ -87,13 +71,7 @@ class SelectPrompt(GroupPrompt):
 
     def parse(self, completion: Completion, n: int, *, strict: bool = False) -> WindowParse:
         """The ids named, best first (never raises unless ``strict``)."""
-        parsed = parse_permutation(
-            completion.text,
-            n,
-            id_style="alpha" if self._alpha(n) else "numeric",
-            strict=strict,
-            expect_all=False,
-        )
+        parsed = super().parse(completion, n, strict=strict)
         if strict and not parsed.listed:
             raise ParseError(f"the answer names none of the {n} passages")
         return parsed

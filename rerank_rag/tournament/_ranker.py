@@ -13,10 +13,7 @@ from .._family import (
     FamilyRanker,
     Scored,
     bind_prompt,
-    check_budget,
-    check_id_style,
     check_int,
-    check_strict,
     resolve_prompt,
 )
 from .._plan import Plan
@@ -131,18 +128,8 @@ class TourRanker(FamilyRanker):
                 raise ValueError(f"stages must be strictly decreasing positive ints, got {stages}")
         self.stages = stages
         self.seed = None if seed is None else check_int("seed", seed)
-        self.strict = check_strict(strict)
-        self.id_style = None if id_style is None else check_id_style(id_style)
-        self.max_passage_tokens = check_budget("max_passage_tokens", max_passage_tokens)
-        self.max_query_tokens = check_budget("max_query_tokens", max_query_tokens)
-        self.prompt: Any = resolve_prompt(
-            prompt,
-            lambda: SelectPrompt(
-                id_style=self.id_style,
-                max_passage_tokens=self.max_passage_tokens,
-                max_query_tokens=self.max_query_tokens,
-            ),
-        )
+        kw = self._settings(strict, id_style, max_passage_tokens, max_query_tokens)
+        self.prompt: Any = resolve_prompt(prompt, lambda: SelectPrompt(**kw))
         self._select = isinstance(self.prompt, SelectPrompt)
         self.llm = as_backend(llm)
 
@@ -154,19 +141,13 @@ class TourRanker(FamilyRanker):
 
     def to_config(self) -> dict[str, Any]:
         """JSON-able settings (the LLM by its own ``to_config``, if any)."""
-        return {
-            "type": "tournament",
-            "tournaments": self.tournaments,
-            "block_size": self.block_size,
-            "stages": self.stages,
-            "seed": self.seed,
-            "prompt": getattr(self.prompt, "name", type(self.prompt).__name__),
-            "id_style": self.id_style,
-            "max_passage_tokens": self.max_passage_tokens,
-            "max_query_tokens": self.max_query_tokens,
-            "strict": self.strict,
-            "llm": self._llm_config(),
-        }
+        return self._config(
+            "tournament",
+            tournaments=self.tournaments,
+            block_size=self.block_size,
+            stages=self.stages,
+            seed=self.seed,
+        )
 
     def schedule(self, n: int) -> list[int]:
         """The pool sizes after each stage for ``n`` candidates."""
