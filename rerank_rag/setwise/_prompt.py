@@ -34,7 +34,7 @@ from .._group_prompt import GroupPrompt, labels
 from .._protocols import WindowParse
 from .._types import check_int
 from ..listwise._parse import fold_lookalikes, parse_permutation, strip_reasoning
-from ..listwise._prompts import DEFAULT_MAX_QUERY_TOKENS, _label
+from ..listwise._prompts import DEFAULT_MAX_QUERY_TOKENS, FirstTokenPrompt, _label
 from ..llm._base import Completion, LLMRequest
 
 __all__ = ["PickBestPrompt", "SCORINGS"]
@@ -42,7 +42,6 @@ __all__ = ["PickBestPrompt", "SCORINGS"]
 #: How an answer is read: the generated text, or first-token log-probabilities.
 SCORINGS = ("generation", "logprobs")
 _STANDALONE_RE = re.compile(r"(?<![A-Za-z0-9])([A-Z]|\d{1,3})(?![A-Za-z0-9])")
-_TOKEN_STRIP = "[](){}<>.,:;*\"'`#"
 #: The parse of a clean one-label answer naming position ``i`` (shared, immutable).
 _PICKS = tuple(WindowParse(listed=(i,)) for i in range(26))
 
@@ -149,21 +148,9 @@ class PickBestPrompt(GroupPrompt):
         return _clean(n, self._alpha(n))
 
 
-    @staticmethod
-    def _token_label(token: str, n: int, alpha: bool) -> int | None:
-        if alpha and len(token) == 1 and "A" <= token <= "Z":  # the usual token: fast path
-            i = ord(token) - 65
-            return i if i < n else None
-        key = fold_lookalikes(str(token)).strip().strip(_TOKEN_STRIP).strip()
-        if alpha:
-            if len(key) == 1 and key.isascii() and key.isalpha():
-                i = ord(key.upper()) - 65
-                return i if 0 <= i < n else None
-            return None
-        if key.isascii() and key.isdigit() and len(key) <= 4:
-            i = int(key) - 1
-            return i if 0 <= i < n else None
-        return None
+    # a token or a short answer as a label ("B", " B", "[B]", "2", look-alikes folded):
+    # the rule of the listwise first-token prompt
+    _token_label = staticmethod(FirstTokenPrompt._token_id)
 
     def _from_logprobs(self, tops: Any, n: int, alpha: bool) -> WindowParse | None:
         if tops.__class__ is not dict and not isinstance(tops, Mapping):

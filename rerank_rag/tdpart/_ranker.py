@@ -19,7 +19,7 @@ from .._family import (
 from .._plan import Plan
 from .._protocols import WindowPrompt
 from .._types import Candidate, Usage
-from ..listwise._prompts import DEFAULT_MAX_QUERY_TOKENS
+from ..listwise._prompts import DEFAULT_MAX_QUERY_TOKENS, get_prompt
 from ..llm._adapt import as_backend
 from ..llm._base import Completion, LLMRequest
 
@@ -97,14 +97,8 @@ class TDPartRanker(FamilyRanker):
         if self.sort_depth >= self.block_size:
             raise ValueError(f"sort_depth ({sort_depth}) must be < block_size ({block_size})")
         kw = self._settings(strict, id_style, max_passage_tokens, max_query_tokens)
-        if isinstance(prompt, str):
-            from ..listwise import get_prompt
-
-            self.prompt: WindowPrompt = get_prompt(prompt, **kw)
-        elif callable(getattr(prompt, "build", None)) and callable(getattr(prompt, "parse", None)):
-            self.prompt = prompt
-        else:
-            raise TypeError(f"prompt must be a prompt name or a WindowPrompt, got {type(prompt).__name__}")
+        # a name, built with the settings above, or a WindowPrompt object as is
+        self.prompt: WindowPrompt = get_prompt(prompt, **kw)
         self.llm = as_backend(llm)
 
     @property
