@@ -131,7 +131,7 @@ def _jointrank(options: Any, llm: Any) -> Any:
 
 
 def _not_here(options: Any, llm: Any) -> Any:
-    raise ValueError("--method decompose is evaluated on --dataset musique only")
+    raise ValueError("--method decompose is evaluated on multi-hop data only: --dataset musique or --multihop FILE")
 
 
 def _cfg_listwise(mode: str) -> Callable[[Any], dict[str, Any]]:
@@ -183,7 +183,7 @@ METHODS: dict[str, MethodSpec] = {
         ),
         MethodSpec(
             "decompose",
-            "question decomposition + retrieval + rerank (MuSiQue; --decomposer, --reranker)",
+            "question decomposition + retrieval + rerank (--dataset musique or --multihop; --decomposer, --reranker)",
             False,
             _not_here,
         ),
@@ -236,28 +236,7 @@ def method_help() -> str:
 
 
 def musique_sim_decomposer(records: Sequence[Mapping[str, Any]]) -> Callable[[dict[str, Any]], str]:
-    """A :class:`~rerank_rag.eval.SimulatedLLM` fallback that answers decomposition
-    prompts for MuSiQue questions with their gold sub-questions, the bridge answers
-    unknown (``#n`` -> ``it``): what a decomposer that understands the structure but
-    not yet the intermediate answers would write. Simulated, not a model."""
-    import re
+    """Moved to :func:`rerank_rag.eval._musique.musique_sim_decomposer` (re-exported here)."""
+    from ._musique import musique_sim_decomposer as impl
 
-    from ._simulator import normalise
-
-    table = []
-    for r in records:
-        subs = [re.sub(r"\s*#\d+\s*", " it ", s["question"]).strip() for s in r["question_decomposition"]]
-        subs = [re.sub(r"\s+", " ", s).replace(" ?", "?") for s in subs]
-        table.append((normalise(r["question"]), subs))
-
-    def fallback(body: dict[str, Any]) -> str:
-        text = "\n".join(
-            str(m.get("content", "")) for m in body.get("messages") or [] if isinstance(m, dict)
-        )
-        norm = normalise(text)
-        best = max((t for t in table if t[0] and t[0] in norm), key=lambda t: len(t[0]), default=None)
-        if best is None:
-            return ""
-        return "\n".join(f"{i}. {s}" for i, s in enumerate(best[1], 1))
-
-    return fallback
+    return impl(records)
