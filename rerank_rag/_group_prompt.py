@@ -103,12 +103,16 @@ class BoundPrompt:
             frame = self._frames[key] = self.prompt._frame(self.query, n, picks)
         before, tags, after, params = frame
         shown = self.shown
-        if n == 2:
-            body = tags[0] + shown[positions[0]] + tags[1] + shown[positions[1]]
+        if n == 2:  # pairwise: one f-string, one copy of the text
+            content = f"{before}{tags[0]}{shown[positions[0]]}{tags[1]}{shown[positions[1]]}{after}"
         else:
-            body = "".join([tag + shown[p] for tag, p in zip(tags, positions)])
+            parts = [before]
+            for tag, p in zip(tags, positions):
+                parts += (tag, shown[p])
+            parts.append(after)
+            content = "".join(parts)
         # valid by construction: skip LLMRequest.chat's checks; params are read-only
-        return _request(({"role": "user", "content": before + body + after},), params)
+        return _request(({"role": "user", "content": content},), params)
 
 
 class GroupPrompt(_TextPrompt):
