@@ -68,7 +68,9 @@ def check_strict(strict: Any) -> bool:
     return strict
 
 
-def resolve_prompt(prompt: Any, default: Callable[[], Any], what: str = "None or a WindowPrompt") -> Any:
+def resolve_prompt(
+    prompt: Any, default: Callable[[], Any], what: str = "None or a WindowPrompt"
+) -> Any:
     """``default()`` for ``None``; an object with callable ``build`` and ``parse`` as is."""
     if prompt is None:
         return default()
@@ -223,7 +225,8 @@ def read_answer(
     repaired = bool(getattr(parsed, "repaired", False)) or len(listed) != len(raw)
     if not listed:
         if repaired:
-            book.unusable_answer(f"the answer names none of the {m} passages: {outcome.text[:80]!r}")
+            excerpt = outcome.text[:80]
+            book.unusable_answer(f"the answer names none of the {m} passages: {excerpt!r}")
             return None
         return WindowParse(listed=())  # "nothing relevant": a valid answer
     if repaired:

@@ -155,7 +155,13 @@ _ASCII_BREAKS = ("\t", "\n", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f
 
 def collapse_whitespace(text: str) -> str:
     """Replace every run of whitespace (including line breaks) by one space; strip ends."""
-    if type(text) is str and text.isascii() and text[:1] != " " and text[-1:] != " " and "  " not in text:
+    if (
+        type(text) is str
+        and text.isascii()
+        and text[:1] != " "
+        and text[-1:] != " "
+        and "  " not in text
+    ):
         for c in _ASCII_BREAKS:
             if c in text:
                 break

@@ -28,7 +28,8 @@ class RankerWrapper:
     kind = "wrapper"
 
     def __init__(self, ranker: Any) -> None:
-        if not (callable(getattr(ranker, "rank", None)) and callable(getattr(ranker, "arank", None))):
+        rank, arank = getattr(ranker, "rank", None), getattr(ranker, "arank", None)
+        if not callable(rank) or not callable(arank):
             raise TypeError(f"ranker must have rank() and arank(), got {type(ranker).__name__}")
         self.ranker = ranker
 
@@ -39,4 +40,5 @@ class RankerWrapper:
     def _config(self, **fields: Any) -> dict[str, Any]:
         """``to_config``: this wrapper's settings, the wrapped ranker's own config last."""
         inner = getattr(self.ranker, "to_config", None)
-        return {"type": self.kind, **fields, "ranker": inner() if callable(inner) else repr(self.ranker)}
+        ranker = inner() if callable(inner) else repr(self.ranker)
+        return {"type": self.kind, **fields, "ranker": ranker}

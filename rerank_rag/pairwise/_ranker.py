@@ -115,7 +115,9 @@ class PairwiseRanker(FamilyRanker):
             aggregator if isinstance(aggregator, str) else getattr(aggregator, "__name__", "custom")
         )
         kw = self._settings(strict, id_style, max_passage_tokens, max_query_tokens)
-        self.prompt: WindowPrompt = resolve_prompt(prompt, lambda: PickBestPrompt(scoring=self.scoring, **kw))
+        self.prompt: WindowPrompt = resolve_prompt(
+            prompt, lambda: PickBestPrompt(scoring=self.scoring, **kw)
+        )
         self.llm = as_backend(llm)
 
     def __repr__(self) -> str:
@@ -175,7 +177,9 @@ class PairwiseRanker(FamilyRanker):
 
     # ------------------------------------------------------------------ all pairs
 
-    def _allpair(self, request: Callable[..., LLMRequest], n: int, usage: Usage, book: CallBook) -> Plan[Scored]:
+    def _allpair(
+        self, request: Callable[..., LLMRequest], n: int, usage: Usage, book: CallBook
+    ) -> Plan[Scored]:
         pairs = [(i, j) for i in range(n) for j in range(n) if i != j]
         outcomes = yield [request(pair) for pair in pairs]
         verdicts: list[tuple[int, int]] = []
@@ -199,7 +203,9 @@ class PairwiseRanker(FamilyRanker):
 
     # ------------------------------------------------------------------ sorting
 
-    def _judge(self, request: Callable[..., LLMRequest], book: CallBook, usage: Usage):  # type: ignore[no-untyped-def]
+    def _judge(
+        self, request: Callable[..., LLMRequest], book: CallBook, usage: Usage
+    ) -> Callable[[list[int]], SubPlan[int]]:
         first_wins = self._reader(book, usage)
         both_agree = self.scoring == "generation"
 

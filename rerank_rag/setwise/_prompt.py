@@ -96,7 +96,11 @@ class PickBestPrompt(GroupPrompt):
         self.top_logprobs = check_int("top_logprobs", top_logprobs, 2)
         # one read-only parameter mapping shared by every request of this prompt
         if scoring == "logprobs":
-            params: dict[str, Any] = {"max_tokens": 1, "top_logprobs": self.top_logprobs, "temperature": 0}
+            params: dict[str, Any] = {
+                "max_tokens": 1,
+                "top_logprobs": self.top_logprobs,
+                "temperature": 0,
+            }
         else:
             params = {"max_tokens": self.max_tokens or 16, "temperature": 0}
         self._params: Mapping[str, Any] = MappingProxyType(params)

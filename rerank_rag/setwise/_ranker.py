@@ -111,7 +111,9 @@ class SetwiseRanker(FamilyRanker):
         self.sort_depth = check_int("sort_depth", sort_depth, 1)
         self.scoring = check_choice("scoring", scoring, SCORINGS)
         kw = self._settings(strict, id_style, max_passage_tokens, max_query_tokens)
-        self.prompt: WindowPrompt = resolve_prompt(prompt, lambda: PickBestPrompt(scoring=self.scoring, **kw))
+        self.prompt: WindowPrompt = resolve_prompt(
+            prompt, lambda: PickBestPrompt(scoring=self.scoring, **kw)
+        )
         self.llm = as_backend(llm)
 
     def __repr__(self) -> str:
@@ -130,7 +132,9 @@ class SetwiseRanker(FamilyRanker):
             scoring=self.scoring,
         )
 
-    def _judge(self, request: Callable[..., LLMRequest], book: CallBook, usage: Usage):  # type: ignore[no-untyped-def]
+    def _judge(
+        self, request: Callable[..., LLMRequest], book: CallBook, usage: Usage
+    ) -> Callable[[list[int]], SubPlan[int]]:
         prompt = self.prompt
         clean = prompt.clean_answers if isinstance(prompt, PickBestPrompt) else None
 

@@ -133,7 +133,11 @@ class TDPartRanker(FamilyRanker):
         return order, {block[p] for p in listed}
 
     def _blocks(
-        self, request: Callable[..., LLMRequest], blocks: list[list[int]], book: CallBook, usage: Usage
+        self,
+        request: Callable[..., LLMRequest],
+        blocks: list[list[int]],
+        book: CallBook,
+        usage: Usage,
     ) -> Any:
         outcomes = yield [request(b) for b in blocks]
         return [self._read(o, b, book, usage) for o, b in zip(outcomes, blocks)]

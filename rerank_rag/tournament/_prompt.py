@@ -39,7 +39,8 @@ class SelectPrompt(GroupPrompt):
 
     def __repr__(self) -> str:
         return (
-            f"SelectPrompt(id_style={self.id_style!r}, max_passage_tokens={self.max_passage_tokens!r}, "
+            f"SelectPrompt(id_style={self.id_style!r}, "
+            f"max_passage_tokens={self.max_passage_tokens!r}, "
             f"max_query_tokens={self.max_query_tokens!r})"
         )
 

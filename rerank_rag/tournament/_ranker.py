@@ -163,7 +163,13 @@ class TourRanker(FamilyRanker):
     # ------------------------------------------------------------------ one tournament
 
     def _tournament(
-        self, t: int, n: int, request: Callable[..., LLMRequest], book: CallBook, usage: Usage, base: int
+        self,
+        t: int,
+        n: int,
+        request: Callable[..., LLMRequest],
+        book: CallBook,
+        usage: Usage,
+        base: int,
     ) -> SubPlan[list[int]]:
         points = [0] * n
         pool = list(range(n))
