@@ -349,6 +349,20 @@ def markdown(reports, extra, scifact, musique, args, command, elapsed) -> str:
     return "\n".join(lines)
 
 
+#: Everything after this line of the page belongs to other benchmark scripts (JointRank,
+#: aggregators, the frontier) and is kept when this script rewrites its part.
+KEEP_MARKER = "<!-- sections below are written by other benchmark scripts; bench_dl19.py keeps them -->"
+
+
+def _write_page(out: Path, md: str) -> None:
+    tail = ""
+    if out.exists():
+        old = out.read_text(encoding="utf-8")
+        if KEEP_MARKER in old:
+            tail = old[old.index(KEEP_MARKER) + len(KEEP_MARKER):]
+    out.write_text(md.rstrip("\n") + "\n\n" + KEEP_MARKER + tail, encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data-dir", type=Path, default=default_data_dir())
@@ -375,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
         plot(saved["dl19"], saved["extra"]["oracle_ndcg@10"], args.plot)
         md = markdown(saved["dl19"], saved["extra"], saved.get("scifact"), saved.get("musique") or [], args,
                       meta.get("command", "python benchmarks/bench_dl19.py"), meta.get("elapsed", 0.0))
-        args.out.write_text(md, encoding="utf-8")
+        _write_page(args.out, md)
         print(f"wrote {args.out} and {args.plot} from {args.from_json}")
         return 0
     if not (args.data_dir / "trec-dl19").is_dir():
@@ -398,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     plot(reports, extra["oracle_ndcg@10"], args.plot)
     md = markdown(reports, extra, scifact, musique, args, command.strip(), elapsed)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(md, encoding="utf-8")
+    _write_page(args.out, md)
     print(f"wrote {args.out} and {args.plot}")
     if args.json:
         clean = [{k: v for k, v in r.items() if not k.startswith("_")} for r in reports]

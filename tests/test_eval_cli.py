@@ -150,7 +150,7 @@ def test_method_registry():
     with pytest.raises(ValueError, match="needs an LLM"):
         build_method("jointrank")
     with pytest.raises(ValueError, match="unknown method"):
-        resolve_method("pairwise")
+        resolve_method("quantum-annealing")
     ranker = build_method("first-stage")
     assert ranker.rank("q", ["a", "b", "c"]).order == (0, 1, 2)
 
@@ -340,3 +340,38 @@ def test_a_method_whose_extra_is_missing_is_skipped_not_faked(tmp_path, capsys, 
     assert [r["method"] for r in saved["reports"]] == ["bm25"] and "minilm" in saved["skipped"]
     assert main(["--run", str(data), "--method", "minilm", "--quiet"]) == 1
     assert "no method could run" in capsys.readouterr().err
+
+
+def test_a_wrong_key_stops_the_eval_instead_of_scoring_the_first_stage(tmp_path, capsys, monkeypatch):
+    # 0.1.0 caught the 401 per query and reported the first-stage order as the method's
+    pytest.importorskip("openai")
+    from rerank_rag.testing import ChatServer, Reply
+
+    _tiny_dl19(tmp_path, n_queries=3)
+    monkeypatch.setenv("RR_TEST_KEY", "sk-wrong-0123456789")
+    with ChatServer(lambda body: Reply(status=401, text="Incorrect API key provided")) as srv:
+        rc = main([
+            "--dataset", "dl19", "--data-dir", str(tmp_path), "--method", "sliding", "--window", "4",
+            "--step", "2", "--llm", "openai", "--base-url", srv.base_url, "--model", "m",
+            "--api-key-env", "RR_TEST_KEY", "--parallel", "1", "--quiet",
+        ])
+        srv.wait_idle()
+        requests = sum(1 for r in srv.requests if r and r.get("messages"))
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "stopped" in err and "LLMConfigurationError" in err and "sk-wrong" not in err
+    assert requests == 1  # the first call failed; no other query was sent
+
+
+@pytest.mark.parametrize("name", ["prp-heapsort", "prp-allpairs", "setwise", "tourrank", "tdpart"])
+def test_the_other_llm_rankers_are_methods(tmp_path, name):
+    _tiny_dl19(tmp_path, n_queries=2, n_hits=6)
+    out = tmp_path / "r.json"
+    rc = main([
+        "--dataset", "dl19", "--data-dir", str(tmp_path), "--method", name, "--llm", "sim",
+        "--sim-noise", "0", "--sim-latency", "0,0,0", "--out", str(out), "--quiet",
+    ])
+    assert rc == 0
+    report = json.loads(out.read_text())
+    assert report["errors"] == 0 and report["usage"]["per_query"]["llm_calls"] > 0
+    assert resolve_method(name).needs_llm

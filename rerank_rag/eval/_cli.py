@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .._errors import RerankRagError
 from ._data import DataNotFoundError, RerankDataset, default_data_dir
 from ._methods import MethodSpec, method_help, resolve_method
 from ._progress import Progress
@@ -117,7 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--base-url", default=None, help="OpenAI-compatible base URL (--llm openai)")
     g.add_argument("--model", default=None, help="model name (--llm openai) or local model (--llm local, default smollm2)")
     g.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key")
-    g.add_argument("--llm-concurrency", type=int, default=8, help="concurrent LLM calls per client (default 8)")
+    g.add_argument("--llm-concurrency", type=int, default=None,
+                   help="concurrent LLM calls per client (default: the client's, 20: one JointRank round at once)")  # fmt: skip
     g.add_argument("--timeout", type=float, default=60.0, help="per-call timeout in seconds")
     g.add_argument("--max-retries", type=int, default=4)
 
@@ -174,7 +176,8 @@ def _open_llm(
         else:
             sim = SimulatedLLM(lambda q, p: 0.0, fallback=fallback, **kw)
         stack.enter_context(sim)
-        llm = sim.client(max_concurrency=args.llm_concurrency, timeout=args.timeout, max_retries=args.max_retries)
+        limit = {} if args.llm_concurrency is None else {"max_concurrency": args.llm_concurrency}
+        llm = sim.client(timeout=args.timeout, max_retries=args.max_retries, **limit)
         stack.callback(llm.close)
         info = {"kind": "sim", "label": sim.label, "preset": sim.preset.name, "simulator": sim.config()}
         return llm, info, sim
@@ -184,9 +187,10 @@ def _open_llm(
         from ..llm._openai import OpenAICompatibleLLM
 
         key = os.environ.get(args.api_key_env) if args.api_key_env else None
+        limit = {} if args.llm_concurrency is None else {"max_concurrency": args.llm_concurrency}
         llm = OpenAICompatibleLLM(
-            args.model, base_url=args.base_url, api_key=key, max_concurrency=args.llm_concurrency,
-            timeout=args.timeout, max_retries=args.max_retries, seed=args.seed,
+            args.model, base_url=args.base_url, api_key=key,
+            timeout=args.timeout, max_retries=args.max_retries, seed=args.seed, **limit,
         )  # fmt: skip
         stack.callback(llm.close)
         return llm, {"kind": "openai", "model": args.model, "base_url": args.base_url}, None
@@ -398,6 +402,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except (ValueError, ImportError, RuntimeError) as exc:
         print(f"rerank-rag eval: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    except RerankRagError as exc:  # e.g. LLMConfigurationError: a wrong key, an unknown model
+        print(f"rerank-rag eval: stopped: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     command = "rerank-rag eval " + " ".join(argv)
     for r in reports:

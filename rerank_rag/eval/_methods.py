@@ -130,6 +130,37 @@ def _jointrank(options: Any, llm: Any) -> Any:
     )
 
 
+def _pairwise(method: str) -> Callable[[Any, Any], Any]:
+    def build(options: Any, llm: Any) -> Any:
+        from ..pairwise import PairwiseRanker
+
+        return PairwiseRanker(llm, method=method, max_passage_tokens=_opt(options, "max_passage_tokens", 300))
+
+    return build
+
+
+def _setwise(options: Any, llm: Any) -> Any:
+    from ..setwise import SetwiseRanker
+
+    return SetwiseRanker(llm, max_passage_tokens=_opt(options, "max_passage_tokens", 300))
+
+
+def _tourrank(options: Any, llm: Any) -> Any:
+    from ..tournament import TourRanker
+
+    return TourRanker(
+        llm, seed=_opt(options, "seed", 0), max_passage_tokens=_opt(options, "max_passage_tokens", 300)
+    )
+
+
+def _tdpart(options: Any, llm: Any) -> Any:
+    from ..tdpart import TDPartRanker
+
+    return TDPartRanker(
+        llm, prompt=_opt(options, "prompt") or "rankgpt", max_passage_tokens=_opt(options, "max_passage_tokens", 300)
+    )
+
+
 def _not_here(options: Any, llm: Any) -> Any:
     raise ValueError("--method decompose is evaluated on multi-hop data only: --dataset musique or --multihop FILE")
 
@@ -181,6 +212,11 @@ METHODS: dict[str, MethodSpec] = {
                 "seed": _opt(o, "seed", 0),
             },
         ),
+        MethodSpec("prp-heapsort", "pairwise PRP, heapsort for the top 10 (both orders per pair)", True, _pairwise("heapsort")),
+        MethodSpec("prp-allpairs", "pairwise PRP, all pairs in one round (n(n-1) calls)", True, _pairwise("allpair")),
+        MethodSpec("setwise", "setwise heapsort, most relevant of 4 per call, top 10", True, _setwise),
+        MethodSpec("tourrank", "TourRank, 2 tournaments in parallel (--seed)", True, _tourrank),
+        MethodSpec("tdpart", "top-down partitioning around a pivot (--prompt)", True, _tdpart),
         MethodSpec(
             "decompose",
             "question decomposition + retrieval + rerank (--dataset musique or --multihop; --decomposer, --reranker)",
@@ -203,6 +239,9 @@ ALIASES = {
     "listwise-single": "single",
     "full": "single",
     "joint": "jointrank",
+    "prp": "prp-heapsort",
+    "pairwise": "prp-heapsort",
+    "tournament": "tourrank",
     "decomposition": "decompose",
 }
 

@@ -26,7 +26,7 @@ __all__ = ["rank_dataset", "run_eval", "format_report_table", "USAGE_KEYS"]
 
 USAGE_KEYS = (
     "llm_calls", "prompt_tokens", "completion_tokens", "total_tokens", "depth", "retries",
-    "fallbacks", "failed_calls", "parse_repairs", "cache_hits",
+    "fallbacks", "failed_calls", "parse_repairs", "cache_hits", "resends", "kept",
 )  # fmt: skip
 
 
@@ -44,6 +44,8 @@ async def _rank_all(ranker: Any, ds: RerankDataset, parallel: int, progress: Pro
                 order = list(ranking.order)
                 usage = ranking.usage.as_dict()
             except Exception as exc:  # noqa: BLE001 - one failed query must not end the run
+                if getattr(exc, "transient", True) is False:
+                    raise  # a wrong key or unknown model: every other query would fail too
                 error = f"{type(exc).__name__}: {exc}"
                 order = list(range(len(q.candidates)))
                 usage = {}
@@ -61,7 +63,14 @@ async def _rank_all(ranker: Any, ds: RerankDataset, parallel: int, progress: Pro
             progress.update(1)
 
     try:
-        await asyncio.gather(*(one(i) for i in range(len(ds.queries))))
+        tasks = [asyncio.ensure_future(one(i)) for i in range(len(ds.queries))]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            for t in tasks:  # a permanent error: stop the queries still waiting
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
     finally:
         # close the backend's async HTTP clients on this loop, before asyncio.run ends it
         aclose = getattr(getattr(ranker, "llm", None), "aclose", None)
