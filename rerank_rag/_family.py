@@ -246,6 +246,8 @@ class FamilyRanker(PlanRanker):
     cut-off may threshold), False when they only encode the rank or the points.
     """
 
+    #: ``to_config()["type"]``
+    kind = "family"
     judges_relevance: bool = False
     strict: bool = False
     prompt: Any
@@ -315,13 +317,21 @@ class FamilyRanker(PlanRanker):
             kw["id_style"] = self.id_style
         return kw
 
-    def _config(self, kind: str, **fields: Any) -> dict[str, Any]:
-        """``to_config``: the type, the ranker's own ``fields``, then the shared settings
-        (the LLM by its own ``to_config``, if any)."""
+    def _own(self) -> dict[str, Any]:
+        """The ranker's own settings (shown by ``repr`` and ``to_config``)."""
+        return {}
+
+    def __repr__(self) -> str:
+        fields = {**self._own(), "prompt": getattr(self.prompt, "name", type(self.prompt).__name__)}
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in fields.items())})"
+
+    def to_config(self) -> dict[str, Any]:
+        """JSON-able settings: the type, the ranker's own, then the shared ones (the LLM
+        by its own ``to_config``, if any)."""
         cfg = getattr(self.llm, "to_config", None)
         return {
-            "type": kind,
-            **fields,
+            "type": self.kind,
+            **self._own(),
             "prompt": getattr(self.prompt, "name", type(self.prompt).__name__),
             "id_style": self.id_style,
             "max_passage_tokens": self.max_passage_tokens,

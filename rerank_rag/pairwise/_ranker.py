@@ -93,6 +93,8 @@ class PairwiseRanker(FamilyRanker):
 
     judges_relevance = False
 
+    kind = "pairwise"
+
     def __init__(
         self,
         llm: Any,
@@ -120,21 +122,13 @@ class PairwiseRanker(FamilyRanker):
         )
         self.llm = as_backend(llm)
 
-    def __repr__(self) -> str:
-        return (
-            f"PairwiseRanker(method={self.method!r}, sort_depth={self.sort_depth}, "
-            f"scoring={self.scoring!r}, aggregator={self.aggregator_name!r})"
-        )
-
-    def to_config(self) -> dict[str, Any]:
-        """JSON-able settings (the LLM by its own ``to_config``, if any)."""
-        return self._config(
-            "pairwise",
-            method=self.method,
-            sort_depth=self.sort_depth,
-            scoring=self.scoring,
-            aggregator=self.aggregator_name,
-        )
+    def _own(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "sort_depth": self.sort_depth,
+            "scoring": self.scoring,
+            "aggregator": self.aggregator_name,
+        }
 
     @staticmethod
     def expected_calls(n: int, method: str = "allpair") -> int | None:

@@ -92,6 +92,8 @@ class SetwiseRanker(FamilyRanker):
 
     judges_relevance = False
 
+    kind = "setwise"
+
     def __init__(
         self,
         llm: Any,
@@ -116,21 +118,13 @@ class SetwiseRanker(FamilyRanker):
         )
         self.llm = as_backend(llm)
 
-    def __repr__(self) -> str:
-        return (
-            f"SetwiseRanker(method={self.method!r}, block_size={self.block_size}, "
-            f"sort_depth={self.sort_depth}, scoring={self.scoring!r})"
-        )
-
-    def to_config(self) -> dict[str, Any]:
-        """JSON-able settings (the LLM by its own ``to_config``, if any)."""
-        return self._config(
-            "setwise",
-            method=self.method,
-            block_size=self.block_size,
-            sort_depth=self.sort_depth,
-            scoring=self.scoring,
-        )
+    def _own(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "block_size": self.block_size,
+            "sort_depth": self.sort_depth,
+            "scoring": self.scoring,
+        }
 
     def _judge(
         self, request: Callable[..., LLMRequest], book: CallBook, usage: Usage

@@ -80,6 +80,8 @@ class TDPartRanker(FamilyRanker):
     final order (pool-adjacent-violators); with other prompts positional.
     """
 
+    kind = "tdpart"
+
     def __init__(
         self,
         llm: Any,
@@ -106,19 +108,11 @@ class TDPartRanker(FamilyRanker):
         """True when the prompt lets the model leave irrelevant passages out."""
         return getattr(self.prompt, "expect_all", True) is False
 
-    def __repr__(self) -> str:
-        return (
-            f"TDPartRanker(prompt={getattr(self.prompt, 'name', type(self.prompt).__name__)!r}, "
-            f"block_size={self.block_size}, sort_depth={self.sort_depth})"
-        )
-
-    def to_config(self) -> dict[str, Any]:
-        """JSON-able settings (the LLM by its own ``to_config``, if any)."""
-        return self._config(
-            "tdpart",
-            block_size=self.block_size,
-            sort_depth=self.sort_depth,
-        )
+    def _own(self) -> dict[str, Any]:
+        return {
+            "block_size": self.block_size,
+            "sort_depth": self.sort_depth,
+        }
 
     def _read(
         self, outcome: Completion | LLMError, block: list[int], book: CallBook, usage: Usage

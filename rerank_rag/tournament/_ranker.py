@@ -104,6 +104,8 @@ class TourRanker(FamilyRanker):
 
     judges_relevance = False
 
+    kind = "tournament"
+
     def __init__(
         self,
         llm: Any,
@@ -133,21 +135,13 @@ class TourRanker(FamilyRanker):
         self._select = isinstance(self.prompt, SelectPrompt)
         self.llm = as_backend(llm)
 
-    def __repr__(self) -> str:
-        return (
-            f"TourRanker(tournaments={self.tournaments}, block_size={self.block_size}, "
-            f"stages={self.stages!r}, seed={self.seed})"
-        )
-
-    def to_config(self) -> dict[str, Any]:
-        """JSON-able settings (the LLM by its own ``to_config``, if any)."""
-        return self._config(
-            "tournament",
-            tournaments=self.tournaments,
-            block_size=self.block_size,
-            stages=self.stages,
-            seed=self.seed,
-        )
+    def _own(self) -> dict[str, Any]:
+        return {
+            "tournaments": self.tournaments,
+            "block_size": self.block_size,
+            "stages": self.stages,
+            "seed": self.seed,
+        }
 
     def schedule(self, n: int) -> list[int]:
         """The pool sizes after each stage for ``n`` candidates."""
