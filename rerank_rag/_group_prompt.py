@@ -29,25 +29,15 @@ from typing import Any
 
 from ._types import check_int
 from .listwise._prompts import DEFAULT_MAX_QUERY_TOKENS, _check_passages, _label, _TextPrompt
+from .listwise._prompts import _check_style as check_id_style
 from .llm._base import LLMRequest
 
 __all__ = ["GroupPrompt", "BoundPrompt", "check_budget", "check_id_style", "labels"]
-
-ID_STYLES = ("alpha", "numeric")
 
 
 def check_budget(name: str, value: Any) -> int | None:
     """``None`` or an int >= 1 (any integer type; TypeError / ValueError otherwise)."""
     return None if value is None else check_int(name, value, 1)
-
-
-def check_id_style(value: Any) -> str:
-    """``"alpha"`` or ``"numeric"`` (TypeError for a non-string, ValueError otherwise)."""
-    if not isinstance(value, str):
-        raise TypeError(f"id_style must be a string, got {type(value).__name__}")
-    if value not in ID_STYLES:
-        raise ValueError(f"id_style must be 'numeric' or 'alpha', got {value!r}")
-    return value
 
 
 @lru_cache(maxsize=512)

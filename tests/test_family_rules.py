@@ -242,6 +242,8 @@ def test_default_id_styles_and_the_same_rule_in_listwise_and_jointrank():
         assert make(id_style="alpha").prompt.id_style == "alpha"
         with pytest.raises(ValueError, match="id_style"):
             make(id_style="roman")
+        with pytest.raises(TypeError, match="id_style"):
+            make(id_style=1)
 
 
 def test_a_prompt_object_keeps_its_own_settings():
