@@ -20,6 +20,9 @@ import pytest
 pytest.importorskip("openai")
 
 from rerank_rag import (  # noqa: E402
+    DynamicCutoff,
+    FirstStageEvidence,
+    FirstStageFusion,
     LLMConfigurationError,
     LLMRateLimitError,
     LLMResponseError,
@@ -228,4 +231,43 @@ def test_transient_failures_fall_back_logged_once_and_counted(name, caplog):
         # strict: the same failure raises
         with pytest.raises(RankingFailedError):
             _rankers(llm, strict=True)[name].rank("which passage?", DOCS)
+        llm.close()
+
+
+WRAPPERS = {
+    "cut-off over TDPart relevant-only": lambda llm, strict: DynamicCutoff(
+        TDPartRanker(llm, prompt="relevant-only", block_size=3, sort_depth=1, strict=strict), ceiling=4
+    ),
+    "fusion over setwise": lambda llm, strict: FirstStageFusion(
+        SetwiseRanker(llm, block_size=3, sort_depth=2, strict=strict)
+    ),
+    "evidence over pairwise": lambda llm, strict: FirstStageEvidence(
+        PairwiseRanker(llm, method="bubblesort", sort_depth=2, strict=strict)
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(WRAPPERS))
+def test_the_wrappers_keep_the_policy(name, caplog):
+    state = {"reply": CONFIG_REPLIES["401 wrong key"]}
+    with ChatServer(lambda body: state["reply"]) as srv:
+        llm = _llm(srv)
+        ranker = WRAPPERS[name](llm, False)
+        with pytest.raises(LLMConfigurationError):
+            ranker.rank("which passage?", DOCS)
+        with pytest.raises(LLMConfigurationError):
+            _arank(ranker, llm, "which passage?", DOCS)
+        state["reply"] = Reply(status=500, text="boom")
+        runs = (lambda: ranker.rank("which passage?", DOCS), lambda: _arank(ranker, llm, "which passage?", DOCS))
+        for run in runs:
+            caplog.clear()
+            with caplog.at_level(logging.WARNING, logger="rerank_rag"):
+                r = run()
+            warnings = [rec for rec in caplog.records if rec.levelno >= logging.WARNING]
+            assert len(warnings) == 1, [w.getMessage() for w in warnings]
+            assert "boom" in warnings[0].getMessage()
+            assert len(set(r.order)) == len(r.order) and set(r.order) <= set(range(len(DOCS)))
+            assert r.usage.fallbacks >= 1 and r.usage.failed_calls == r.usage.llm_calls > 0
+        with pytest.raises(RankingFailedError):
+            WRAPPERS[name](llm, True).rank("which passage?", DOCS)
         llm.close()

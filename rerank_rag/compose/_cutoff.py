@@ -37,8 +37,10 @@ class DynamicCutoff(RankerWrapper):
     one candidate, ``rank`` raises ``ValueError`` naming the ranker: there is nothing to
     cut on, and silently keeping a fixed number would hide that. When every LLM call of
     the ranking failed (a transient outage: the ranker fell back to first-stage order),
-    no judgement was made: the cut-off keeps ``min(ceiling, top_n)`` candidates, logs a
-    warning and adds 1 to ``usage.fallbacks``.
+    no judgement was made: the cut-off keeps ``min(ceiling, top_n)`` candidates and adds
+    1 to ``usage.fallbacks``; it logs a warning unless the wrapped ranker already reported
+    the failure (its ``usage.fallbacks`` count it: then at INFO, so one failure is one
+    warning).
 
     Args:
         ranker: any ranker (``rank`` / ``arank`` returning a :class:`~rerank_rag.Ranking`).
@@ -105,7 +107,11 @@ class DynamicCutoff(RankerWrapper):
         usage = ranking.usage
         order, scores, rel = ranking.order, ranking.scores, ranking.relevance
         if usage.llm_calls > 0 and usage.failed_calls >= usage.llm_calls:
-            log.warning(
+            # one failure, one warning: when the wrapped ranker counted (and so logged) its
+            # fallbacks, the consequence for the cut is logged at INFO
+            level = logging.INFO if usage.fallbacks > 0 else logging.WARNING
+            log.log(
+                level,
                 "dynamic cut-off: every LLM call of %r failed, so nothing was judged; "
                 "keeping %d candidates in the fallback order",
                 self.ranker,
