@@ -123,7 +123,7 @@ def own_cpu(ranker, query: str, passages: list[str], judge: NoisyJudge) -> tuple
                 spent += time.thread_time() - t
     except StopIteration as stop:
         t = time.thread_time()
-        order, scores = stop.value
+        order, scores, *_ = stop.value
         finish_ranking(order, scores, len(cands), len(cands), usage)
         spent += time.thread_time() - t
     return spent, usage

@@ -1,9 +1,9 @@
 """Shared plumbing of the pairwise, setwise, tournament and top-down rankers.
 
-* :class:`FamilyRanker`: a :class:`~rerank_rag._ranker.PlanRanker` whose plan may also
-  return a relevance value per candidate (:class:`Scored`), attached to the
-  :class:`~rerank_rag.Ranking` it returns; trivial inputs (0 or 1 candidate) get the
-  positional relevance.
+* :class:`FamilyRanker`: a :class:`~rerank_rag._ranker.PlanRanker` whose plan returns
+  a relevance value per rank (:func:`scored`, made non-increasing); trivial inputs (0
+  or 1 candidate) get the positional relevance; the settings every family ranker
+  shares (``strict`` and the default prompt's), ``repr`` and ``to_config``.
 * :class:`CallBook`: per-ranking bookkeeping of failed calls and unusable answers, with
   the error policy every ranker follows: a non-transient :class:`~rerank_rag.LLMError`
   (e.g. :class:`~rerank_rag.LLMConfigurationError`) is raised; ``strict=True`` raises on
@@ -22,23 +22,21 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._errors import LLMError, ParseError, RankingFailedError
 from ._group_prompt import GroupPrompt, check_budget, check_id_style
-from ._plan import arun_plan, run_plan
 from ._protocols import WindowParse
-from ._ranker import PlanRanker, finish_ranking
-from ._types import Candidate, CandidateLike, Ranking, Usage, check_int
+from ._ranker import PlanRanker
+from ._relevance import positional
+from ._types import Candidate, Ranking, Usage, check_int
 from .llm._base import Completion, LLMRequest
 
 __all__ = [
     "FamilyRanker",
-    "Scored",
+    "scored",
     "CallBook",
     "read_answer",
     "bind_prompt",
@@ -96,11 +94,6 @@ def bind_prompt(prompt: Any, query: str, texts: Sequence[str]) -> Callable[..., 
     return request
 
 
-def positional(n: int) -> list[float]:
-    """``1 - rank / n`` for ranks ``0..n-1`` (1.0 for the best)."""
-    return [1.0 - r / n for r in range(n)] if n else []
-
-
 def monotone(values: Sequence[float]) -> list[float]:
     """The non-increasing sequence closest to ``values`` in least squares (PAV).
 
@@ -125,23 +118,13 @@ def monotone(values: Sequence[float]) -> list[float]:
     return out
 
 
-class Scored(tuple):  # type: ignore[type-arg]
-    """A plan result ``(order, scores)`` that also carries ``relevance`` (per rank).
-
-    It unpacks like the plain pair every plan driver expects.
-    """
-
-    relevance: Sequence[float] | None
-
-    def __new__(
-        cls,
-        order: Sequence[int],
-        scores: Sequence[float],
-        relevance: Sequence[float] | None = None,
-    ) -> Scored:
-        obj = super().__new__(cls, (list(order), list(scores)))
-        obj.relevance = None if relevance is None else list(relevance)
-        return obj
+def scored(
+    order: Sequence[int], scores: Sequence[float], relevance: Sequence[float] | None = None
+) -> tuple[list[int], list[float], list[float]]:
+    """A family plan's result ``(order, scores, relevance)``, as the plan drivers and
+    :class:`~rerank_rag._ranker.PlanRanker` take it: ``relevance`` per rank
+    (positional when ``None``), made non-increasing (:func:`monotone`)."""
+    return list(order), list(scores), monotone(positional(len(order)) if relevance is None else relevance)
 
 
 class CallBook:
@@ -240,8 +223,7 @@ def read_answer(
 class FamilyRanker(PlanRanker):
     """A plan ranker whose result carries a ``relevance`` tuple.
 
-    Subclasses implement ``_plan`` returning :class:`Scored` (or a plain pair, then
-    the relevance is positional) and set ``judges_relevance``: True when the relevance
+    Subclasses implement ``_plan`` returning :func:`scored` and set ``judges_relevance``: True when the relevance
     values are the model's own relevant / not relevant judgement (what a dynamic
     cut-off may threshold), False when they only encode the rank or the points.
     """
@@ -255,44 +237,13 @@ class FamilyRanker(PlanRanker):
     max_passage_tokens: int | None = None
     max_query_tokens: int | None = None
 
-    def _result(self, res: Any, n: int, k: int, usage: Usage) -> Ranking:
-        order, scores = res
-        ranking = finish_ranking(order, scores, n, k, usage)
-        rel = getattr(res, "relevance", None)
-        values = monotone(rel if rel is not None else positional(n))
-        return dataclasses.replace(ranking, relevance=tuple(values[:k]))
-
     @staticmethod
-    def _small(cands: list[Candidate], k: int) -> Ranking:
+    def _trivial(cands: list[Candidate], k: int) -> Ranking | None:
         if not cands:
             return Ranking(order=(), scores=(), usage=Usage(), relevance=())
-        return Ranking(order=(0,), scores=(1.0,), usage=Usage(), relevance=(1.0,))
-
-    def rank(
-        self, query: str, candidates: Sequence[CandidateLike], top_n: int | None = None
-    ) -> Ranking:
-        """Rank ``candidates`` for ``query``; returns positions into ``candidates``."""
-        query, cands, k = self._prepare(query, candidates, top_n)
-        if len(cands) < 2:
-            return self._small(cands, k)
-        usage = Usage()
-        t0 = time.perf_counter()
-        res = run_plan(self._plan(query, cands, usage), self.llm, usage)
-        usage.wall_time = time.perf_counter() - t0
-        return self._result(res, len(cands), k, usage)
-
-    async def arank(
-        self, query: str, candidates: Sequence[CandidateLike], top_n: int | None = None
-    ) -> Ranking:
-        """Async twin of :meth:`rank` (same plan, calls of a round run concurrently)."""
-        query, cands, k = self._prepare(query, candidates, top_n)
-        if len(cands) < 2:
-            return self._small(cands, k)
-        usage = Usage()
-        t0 = time.perf_counter()
-        res = await arun_plan(self._plan(query, cands, usage), self.llm, usage)
-        usage.wall_time = time.perf_counter() - t0
-        return self._result(res, len(cands), k, usage)
+        if len(cands) == 1:
+            return Ranking(order=(0,), scores=(1.0,), usage=Usage(), relevance=(1.0,))
+        return None
 
     def _settings(
         self,

@@ -11,7 +11,6 @@ from .._errors import LLMError
 from .._family import (
     CallBook,
     FamilyRanker,
-    Scored,
     bind_prompt,
     check_choice,
     check_int,
@@ -19,8 +18,10 @@ from .._family import (
     positional,
     read_answer,
     resolve_prompt,
+    scored,
 )
 from .._plan import Plan
+from .._ranker import Result
 from .._protocols import WindowPrompt
 from .._subplans import SubPlan
 from .._types import Candidate, Usage
@@ -173,7 +174,7 @@ class PairwiseRanker(FamilyRanker):
 
     def _allpair(
         self, request: Callable[..., LLMRequest], n: int, usage: Usage, book: CallBook
-    ) -> Plan[Scored]:
+    ) -> Plan[Result]:
         pairs = [(i, j) for i in range(n) for j in range(n) if i != j]
         outcomes = yield [request(pair) for pair in pairs]
         verdicts: list[tuple[int, int]] = []
@@ -185,7 +186,7 @@ class PairwiseRanker(FamilyRanker):
             verdicts.append((i, j) if p > 0.5 else (j, i))
         book.report("those answers were left out of the aggregation")
         if not verdicts:
-            return Scored(list(range(n)), positional(n), positional(n))
+            return scored(list(range(n)), positional(n), positional(n))
         comparisons = Comparisons.from_pairs(n, verdicts)
         scores = self.aggregator(comparisons)
         if len(scores) != n:
@@ -193,7 +194,7 @@ class PairwiseRanker(FamilyRanker):
         order, ordered = order_from_scores(scores)
         wins, losses = comparisons.wins, comparisons.losses
         share = [wins[i] / (wins[i] + losses[i]) if wins[i] + losses[i] else 0.0 for i in order]
-        return Scored(order, ordered, monotone(share))
+        return scored(order, ordered, monotone(share))
 
     # ------------------------------------------------------------------ sorting
 
@@ -237,7 +238,7 @@ class PairwiseRanker(FamilyRanker):
 
         return judge
 
-    def _plan(self, query: str, cands: list[Candidate], usage: Usage) -> Plan[Scored]:
+    def _plan(self, query: str, cands: list[Candidate], usage: Usage) -> Plan[Result]:
         n = len(cands)
         request = bind_prompt(self.prompt, query, [c.text for c in cands])
         book = CallBook(usage, strict=self.strict, log=log, what=f"pairwise {self.method}")
@@ -251,4 +252,4 @@ class PairwiseRanker(FamilyRanker):
         book.report("those comparisons were decided by the answers left, or first-stage order")
         seen = set(head)
         order = head + [i for i in range(n) if i not in seen]
-        return Scored(order, positional(n), positional(n))
+        return scored(order, positional(n), positional(n))

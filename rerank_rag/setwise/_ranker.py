@@ -10,15 +10,16 @@ from .._errors import LLMError
 from .._family import (
     CallBook,
     FamilyRanker,
-    Scored,
     bind_prompt,
     check_choice,
     check_int,
     positional,
     read_answer,
     resolve_prompt,
+    scored,
 )
 from .._plan import Plan
+from .._ranker import Result
 from .._protocols import WindowParse, WindowPrompt
 from .._subplans import SubPlan
 from .._types import Candidate, Usage
@@ -145,7 +146,7 @@ class SetwiseRanker(FamilyRanker):
 
         return judge
 
-    def _plan(self, query: str, cands: list[Candidate], usage: Usage) -> Plan[Scored]:
+    def _plan(self, query: str, cands: list[Candidate], usage: Usage) -> Plan[Result]:
         n = len(cands)
         request = bind_prompt(self.prompt, query, [c.text for c in cands])
         book = CallBook(usage, strict=self.strict, log=log, what=f"setwise {self.method}")
@@ -157,4 +158,4 @@ class SetwiseRanker(FamilyRanker):
         book.report("those comparisons were decided by first-stage order")
         seen = set(head)
         order = head + [i for i in range(n) if i not in seen]
-        return Scored(order, positional(n), positional(n))
+        return scored(order, positional(n), positional(n))

@@ -10,13 +10,16 @@ from .._errors import LLMError
 from .._family import (
     CallBook,
     FamilyRanker,
-    Scored,
     bind_prompt,
     check_int,
     positional,
     read_answer,
+    scored,
 )
 from .._plan import Plan
+from .._ranker import Result
+from .._relevance import judged
+from .._relevance import judges_relevance as prompt_judges_relevance
 from .._protocols import WindowPrompt
 from .._types import Candidate, Usage
 from ..listwise._prompts import DEFAULT_MAX_QUERY_TOKENS, get_prompt
@@ -75,9 +78,10 @@ class TDPartRanker(FamilyRanker):
     first-stage order. Non-transient errors raise.
 
     Scores: positional. Relevance: with a prompt that may leave out irrelevant
-    passages (``"relevant-only"``, ``judges_relevance`` True) 1.0 for a candidate listed
-    in the last block it was shown in and 0.0 otherwise, made non-increasing along the
-    final order (pool-adjacent-violators); with other prompts positional.
+    passages (``"relevant-only"``, ``judges_relevance`` True) as for the listwise
+    relevant-only prompt (:func:`rerank_rag._relevance.judged`): >= 0.5 for a candidate
+    listed by the last block it was shown in, < 0.5 otherwise; with other prompts
+    positional.
     """
 
     kind = "tdpart"
@@ -106,7 +110,7 @@ class TDPartRanker(FamilyRanker):
     @property
     def judges_relevance(self) -> bool:  # type: ignore[override]
         """True when the prompt lets the model leave irrelevant passages out."""
-        return getattr(self.prompt, "expect_all", True) is False
+        return prompt_judges_relevance(self.prompt)
 
     def _own(self) -> dict[str, Any]:
         return {
@@ -136,7 +140,7 @@ class TDPartRanker(FamilyRanker):
         outcomes = yield [request(b) for b in blocks]
         return [self._read(o, b, book, usage) for o, b in zip(outcomes, blocks)]
 
-    def _plan(self, query: str, cands: list[Candidate], usage: Usage) -> Plan[Scored]:
+    def _plan(self, query: str, cands: list[Candidate], usage: Usage) -> Plan[Result]:
         n = len(cands)
         request = bind_prompt(self.prompt, query, [c.text for c in cands])
         w, d = self.block_size, self.sort_depth
@@ -175,8 +179,6 @@ class TDPartRanker(FamilyRanker):
             cur = head
         book.report("those blocks kept the order they were shown in")
         order = cur + [i for group in settled for i in group]
-        if self.judges_relevance:
-            relevance = [1.0 if listed_last[i] else 0.0 for i in order]
-        else:
-            relevance = positional(n)
-        return Scored(order, positional(n), relevance)
+        if self.judges_relevance:  # the two bands of the relevant-only prompts
+            return scored(order, positional(n), judged(order, {i for i in range(n) if listed_last[i]}))
+        return scored(order, positional(n))

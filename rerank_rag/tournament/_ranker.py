@@ -11,12 +11,13 @@ from typing import Any
 from .._family import (
     CallBook,
     FamilyRanker,
-    Scored,
     bind_prompt,
     check_int,
     resolve_prompt,
+    scored,
 )
 from .._plan import Plan
+from .._ranker import Result
 from .._protocols import WindowPrompt
 from .._subplans import SubPlan, gather
 from .._types import Candidate, Usage
@@ -204,7 +205,7 @@ class TourRanker(FamilyRanker):
             usage.parse_repairs += 1  # fewer than asked: only those advance
         return [members[p] for p in listed]
 
-    def _plan(self, query: str, cands: list[Candidate], usage: Usage) -> Plan[Scored]:
+    def _plan(self, query: str, cands: list[Candidate], usage: Usage) -> Plan[Result]:
         n = len(cands)
         request = bind_prompt(self.prompt, query, [c.text for c in cands])
         book = CallBook(usage, strict=self.strict, log=log, what="tournament")
@@ -217,4 +218,4 @@ class TourRanker(FamilyRanker):
         order = sorted(range(n), key=lambda i: (-total[i], i))
         stages = max(1, len(self.schedule(n)))
         top = self.tournaments * stages
-        return Scored(order, [float(total[i]) for i in order], [total[i] / top for i in order])
+        return scored(order, [float(total[i]) for i in order], [total[i] / top for i in order])
