@@ -124,7 +124,8 @@ def scored(
     """A family plan's result ``(order, scores, relevance)``, as the plan drivers and
     :class:`~rerank_rag._ranker.PlanRanker` take it: ``relevance`` per rank
     (positional when ``None``), made non-increasing (:func:`monotone`)."""
-    return list(order), list(scores), monotone(positional(len(order)) if relevance is None else relevance)
+    values = positional(len(order)) if relevance is None else relevance
+    return list(order), list(scores), monotone(values)
 
 
 class CallBook:
@@ -223,9 +224,10 @@ def read_answer(
 class FamilyRanker(PlanRanker):
     """A plan ranker whose result carries a ``relevance`` tuple.
 
-    Subclasses implement ``_plan`` returning :func:`scored` and set ``judges_relevance``: True when the relevance
-    values are the model's own relevant / not relevant judgement (what a dynamic
-    cut-off may threshold), False when they only encode the rank or the points.
+    Subclasses implement ``_plan`` returning :func:`scored`, ``_own`` (their settings,
+    for ``repr`` and ``to_config``) and set ``kind`` and ``judges_relevance``: True when
+    the relevance values are the model's own relevant / not relevant judgement (what a
+    dynamic cut-off may threshold), False when they only encode the rank or the points.
     """
 
     #: ``to_config()["type"]``

@@ -180,5 +180,6 @@ class TDPartRanker(FamilyRanker):
         book.report("those blocks kept the order they were shown in")
         order = cur + [i for group in settled for i in group]
         if self.judges_relevance:  # the two bands of the relevant-only prompts
-            return scored(order, positional(n), judged(order, {i for i in range(n) if listed_last[i]}))
+            relevant = {i for i in range(n) if listed_last[i]}
+            return scored(order, positional(n), judged(order, relevant))
         return scored(order, positional(n))
