@@ -103,8 +103,8 @@ def run_in_order(
     """Run operation ``k`` (the sub-plan ``make(k)``, touching ``spans[k]``) for every
     ``k``, each as soon as the earlier operations it overlaps have finished; when the
     sub-plan of ``k`` returns ``result``, ``done(k, result)`` is called (if given) before
-    any later operation starts, e.g. to apply the result (cheaper than wrapping every
-    sub-plan in one more generator).
+    any operation waiting for ``k`` starts, e.g. to apply the result (cheaper than
+    wrapping every sub-plan in one more generator).
 
     Same result as running them one after the other; returns the number of rounds used.
     The requests of a round are sent in operation order.
