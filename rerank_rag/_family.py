@@ -81,15 +81,19 @@ def bind_prompt(prompt: Any, query: str, texts: Sequence[str]) -> Callable[..., 
     """``request(positions[, picks])`` for one ranking: the request showing
     ``texts[p]`` for each ``p`` in ``positions``.
 
-    A rerank-rag group prompt is bound (query and passages prepared once); any other
-    prompt builds each request with ``prompt.build(query, [texts[p] for p in positions])``.
+    A rerank-rag group prompt is bound (query and passages prepared once), unless a
+    subclass replaced its ``build``; any other prompt builds each request with
+    ``prompt.build(query, [texts[p] for p in positions])``.
     """
-    if isinstance(prompt, GroupPrompt):
+    if isinstance(prompt, GroupPrompt) and type(prompt).build is GroupPrompt.build:
         return prompt.bind(query, texts)
     build = prompt.build
 
     def request(positions: Sequence[int], picks: int | None = None) -> LLMRequest:
-        return build(query, [texts[p] for p in positions])  # type: ignore[no-any-return]
+        shown = [texts[p] for p in positions]
+        if picks is None:
+            return build(query, shown)  # type: ignore[no-any-return]
+        return build(query, shown, picks=picks)  # type: ignore[no-any-return]
 
     return request
 

@@ -146,6 +146,15 @@ class GroupPrompt(_TextPrompt):
     ) -> tuple[str, tuple[str, ...], str, Mapping[str, Any]]:
         raise NotImplementedError
 
+    def build(
+        self, query: str, passages: Sequence[str], *, picks: int | None = None
+    ) -> LLMRequest:
+        """The request showing ``passages`` in order (``picks``: how many to select, for
+        a selection prompt; default half the group, rounded up)."""
+        if isinstance(passages, str) or len(passages) < 2:
+            raise ValueError(f"a {self.name} prompt needs a sequence of at least 2 passages")
+        return self.bind(query, passages)(range(len(passages)), picks)
+
     def bind(self, query: str, passages: Sequence[str]) -> BoundPrompt:
         """Prepare ``query`` and every passage once (see the module docstring)."""
         _check_passages(query, passages)

@@ -260,3 +260,24 @@ def test_bound_and_single_prompts_are_the_same_text():
             one = prompt.build("a  query", [passages[i] for i in group])
             assert bound(group) == one, (prompt, group)
     assert PickBestPrompt().parse(Completion(text="B"), 3).listed == (1,)
+
+
+def test_a_prompt_subclass_with_its_own_build_is_used():
+    class Shouting(PickBestPrompt):
+        def build(self, query, passages):
+            req = super().build(query, passages)
+            return type(req)(messages=({"role": "user", "content": req.messages[0]["content"].upper()},),
+                             params=req.params)
+
+    class Fewer(SelectPrompt):
+        def build(self, query, passages, *, picks=None):
+            return super().build("ASKED: " + query, passages, picks=picks)
+
+    llm = FakeLLM(answer)
+    SetwiseRanker(llm, prompt=Shouting(), block_size=3).rank("q", DOCS)
+    assert llm.calls and all("WHICH OF THE" in m[0]["content"] for m, _ in llm.calls)
+    llm = FakeLLM(answer)
+    TourRanker(llm, prompt=Fewer(), block_size=4).rank("q", DOCS)
+    assert all("ASKED: q" in m[0]["content"] and "Select the" in m[0]["content"] for m, _ in llm.calls)
+    with pytest.raises(ValueError, match="picks"):
+        PickBestPrompt().build("q", ["a", "b", "c"], picks=2)

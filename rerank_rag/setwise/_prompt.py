@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
@@ -35,7 +35,7 @@ from .._protocols import WindowParse
 from .._types import check_int
 from ..listwise._parse import fold_lookalikes, parse_permutation, strip_reasoning
 from ..listwise._prompts import DEFAULT_MAX_QUERY_TOKENS, FirstTokenPrompt, _label
-from ..llm._base import Completion, LLMRequest
+from ..llm._base import Completion
 
 __all__ = ["PickBestPrompt", "SCORINGS"]
 
@@ -120,6 +120,8 @@ class PickBestPrompt(GroupPrompt):
     def _frame(
         self, query: str, n: int, picks: int | None
     ) -> tuple[str, tuple[str, ...], str, Mapping[str, Any]]:
+        if picks not in (None, 1):
+            raise ValueError(f"a pick-best prompt picks 1 passage, got picks={picks!r}")
         alpha = self._alpha(n)
         kind = "letter" if alpha else "number"
         if n == 2:
@@ -133,12 +135,6 @@ class PickBestPrompt(GroupPrompt):
             "and without explanation."
         )
         return before, labels(n, alpha), after, self._params
-
-    def build(self, query: str, passages: Sequence[str]) -> LLMRequest:
-        """The request for one group (the query cut to ``max_query_tokens``)."""
-        if isinstance(passages, str) or len(passages) < 2:
-            raise ValueError("a pick-best prompt needs a sequence of at least 2 passages")
-        return self.bind(query, passages)(range(len(passages)))
 
     # ------------------------------------------------------------------ parse
 

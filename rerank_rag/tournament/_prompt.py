@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -11,7 +11,7 @@ from .._group_prompt import GroupPrompt, labels
 from .._protocols import WindowParse
 from .._types import check_int
 from ..listwise._prompts import _label
-from ..llm._base import Completion, LLMRequest
+from ..llm._base import Completion
 
 __all__ = ["SelectPrompt"]
 
@@ -63,12 +63,6 @@ class SelectPrompt(GroupPrompt):
         )
         params = MappingProxyType({"max_tokens": self.answer_budget(m), "temperature": 0})
         return before, labels(n, alpha), after, params
-
-    def build(self, query: str, passages: Sequence[str], *, picks: int | None = None) -> LLMRequest:
-        """The request for one group; ``picks`` defaults to half the group (rounded up)."""
-        if isinstance(passages, str) or len(passages) < 2:
-            raise ValueError("a selection needs a sequence of at least 2 passages")
-        return self.bind(query, passages)(range(len(passages)), picks)
 
     def parse(self, completion: Completion, n: int, *, strict: bool = False) -> WindowParse:
         """The ids named, best first (never raises unless ``strict``)."""
