@@ -4,8 +4,8 @@ the LLM calls.
     .venv/bin/python benchmarks/bench_rankers_cpu.py            # n=100, all-pairs at 20 and 100
     .venv/bin/python benchmarks/bench_rankers_cpu.py --repeats 3
 
-Every ranker runs over 100 candidates (about 60 words each, fresh texts every query so
-the passage cache does not hide truncation) with an instant fake LLM whose answers are
+Every ranker runs over 100 candidates (about 60 words each, single-spaced ASCII like most
+corpora; fresh texts every query so the passage cache does not hide their preparation) with an instant fake LLM whose answers are
 computed *outside* the timed region: a noisy judge (hidden relevance + fresh Gaussian
 noise per call, like a real model's disagreements) answering in the format each prompt
 asks (a label, a permutation, first-token logprobs).
@@ -123,7 +123,7 @@ def own_cpu(ranker, query: str, passages: list[str], judge: NoisyJudge) -> tuple
                 spent += time.thread_time() - t
     except StopIteration as stop:
         t = time.thread_time()
-        order, scores = stop.value
+        order, scores, *_ = stop.value
         finish_ranking(order, scores, len(cands), len(cands), usage)
         spent += time.thread_time() - t
     return spent, usage

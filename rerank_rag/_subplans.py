@@ -40,7 +40,7 @@ def _start(gen: SubPlan[Any], value: list[Outcome] | None) -> tuple[bool, Any]:
             batch = gen.send([])
     except StopIteration as stop:
         return True, stop.value
-    return False, list(batch)
+    return False, batch if batch.__class__ is list else list(batch)
 
 
 def gather(subplans: Sequence[SubPlan[T]]) -> Plan[list[T]]:
@@ -73,23 +73,41 @@ def sequential_deps(spans: Sequence[tuple[int, int]]) -> list[list[int]]:
     """For operations touching positions ``[a, b)`` in this order, the earlier operations
     each one must wait for: per position, the last earlier operation that touched it
     (the others are reached through those)."""
-    last: dict[int, int] = {}
+    last = [-1] * max((b for _, b in spans), default=0)  # position -> last operation
     deps: list[list[int]] = []
+    append = deps.append
     for k, (a, b) in enumerate(spans):
-        mine = {last[p] for p in range(a, b) if p in last}
-        deps.append(sorted(mine))
-        for p in range(a, b):
-            last[p] = k
+        if b - a == 2:  # the usual pair (bubble sort with pairs): no set needed
+            x, y = last[a], last[a + 1]
+            last[a] = last[a + 1] = k
+            if x == y:
+                append([x] if x >= 0 else [])
+            else:
+                if x > y:
+                    x, y = y, x
+                append([x, y] if x >= 0 else [y])
+            continue
+        mine = sorted(set(last[a:b]))
+        if mine and mine[0] < 0:
+            del mine[0]
+        append(mine)
+        last[a:b] = [k] * (b - a)
     return deps
 
 
 def run_in_order(
-    spans: Sequence[tuple[int, int]], make: Callable[[int], SubPlan[Any]]
+    spans: Sequence[tuple[int, int]],
+    make: Callable[[int], SubPlan[Any]],
+    done: Callable[[int, Any], None] | None = None,
 ) -> Plan[int]:
     """Run operation ``k`` (the sub-plan ``make(k)``, touching ``spans[k]``) for every
-    ``k``, each as soon as the earlier operations it overlaps have finished.
+    ``k``, each as soon as the earlier operations it overlaps have finished; when the
+    sub-plan of ``k`` returns ``result``, ``done(k, result)`` is called (if given) before
+    any operation waiting for ``k`` starts, e.g. to apply the result (cheaper than
+    wrapping every sub-plan in one more generator).
 
     Same result as running them one after the other; returns the number of rounds used.
+    The requests of a round are sent in operation order.
     """
     deps = sequential_deps(spans)
     waiting = [len(d) for d in deps]
@@ -100,35 +118,51 @@ def run_in_order(
     ready = [k for k, w in enumerate(waiting) if w == 0]
     active: dict[int, tuple[SubPlan[Any], list[LLMRequest]]] = {}
     rounds = 0
-
-    def finish(k: int) -> None:
-        for c in children[k]:
-            waiting[c] -= 1
-            if waiting[c] == 0:
-                ready.append(c)
-
-    while ready or active:
-        while ready:  # start everything that may start (some finish without a call)
-            k = ready.pop(0)
+    while True:
+        # start everything that may start (an operation may finish without a call, and
+        # let others start): ``ready`` grows while it is walked
+        i = 0
+        while i < len(ready):
+            k = ready[i]
+            i += 1
             gen = make(k)
-            done, value = _start(gen, None)
-            if done:
-                finish(k)
-            else:
+            finished, value = _start(gen, None)
+            if not finished:
                 active[k] = (gen, value)
+                continue
+            if done is not None:
+                done(k, value)
+            for c in children[k]:
+                waiting[c] -= 1
+                if not waiting[c]:
+                    ready.append(c)
+        ready.clear()
         if not active:
             break
         keys = sorted(active)
-        outcomes = yield [r for k in keys for r in active[k][1]]
+        if len(keys) == 1:
+            outcomes = yield active[keys[0]][1]
+        else:
+            outcomes = yield [r for k in keys for r in active[k][1]]
         rounds += 1
         pos = 0
         for k in keys:
             gen, batch = active.pop(k)
             m = len(batch)
-            done, value = _start(gen, outcomes[pos : pos + m])
+            # _start, inlined (this loop runs once per operation and round)
+            try:
+                value = gen.send(outcomes[pos : pos + m])
+                while not value:
+                    value = gen.send([])
+            except StopIteration as stop:
+                pos += m
+                if done is not None:
+                    done(k, stop.value)
+                for c in children[k]:
+                    waiting[c] -= 1
+                    if not waiting[c]:
+                        ready.append(c)
+                continue
             pos += m
-            if done:
-                finish(k)
-            else:
-                active[k] = (gen, value)
+            active[k] = (gen, value if value.__class__ is list else list(value))
     return rounds

@@ -149,8 +149,24 @@ def tokenizer_name() -> str:
     return "tiktoken:cl100k_base" if _ENCODER.get() is not None else "estimate"
 
 
+# the ASCII characters str.split() splits on, besides the space
+_ASCII_BREAKS = ("\t", "\n", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f")
+
+
 def collapse_whitespace(text: str) -> str:
     """Replace every run of whitespace (including line breaks) by one space; strip ends."""
+    if (
+        type(text) is str
+        and text.isascii()
+        and text[:1] != " "
+        and text[-1:] != " "
+        and "  " not in text
+    ):
+        for c in _ASCII_BREAKS:
+            if c in text:
+                break
+        else:  # already collapsed (the common case): no split and join
+            return text
     return " ".join(text.split())
 
 
@@ -254,8 +270,10 @@ def truncate_tokens(text: str, max_tokens: int | None) -> str:
         return ""
     enc = _ENCODER.get()
     if enc is None:
-        # every estimated unit costs at least 1 token and at most its length
-        if len(text) <= max_tokens:
+        # every estimated unit costs at least 1 token and at most its length; an ASCII
+        # word of L characters costs ceil(L / 4) and words are space-separated, so
+        # ASCII text of L characters costs at most (L + 1) / 2: no cut needed below that
+        if len(text) <= max_tokens or (len(text) < 2 * max_tokens and text.isascii()):
             return collapse_whitespace(text)
         # a kept unit of length L costs >= L/4 tokens: 4 chars per token plus a space
         prefix, _ = _collapsed_prefix(text, 5 * max_tokens + 8)
@@ -275,7 +293,9 @@ def sanitize_passage(text: str) -> str:
     the passage cannot forge the identifiers the model is asked to output (RankGPT's
     trick), and collapses whitespace (line breaks become spaces).
     """
-    return collapse_whitespace(_FORGED_ID_RE.sub(r"(\1)", text))
+    if "[" in text or "\uff3b" in text or "\u3010" in text or "\u3014" in text:
+        text = _FORGED_ID_RE.sub(r"(\1)", text)
+    return collapse_whitespace(text)
 
 
 _CACHE_MAX_CHARS = 16_384  # larger passages are not kept alive by the cache

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import logging
 import pickle
 import re
 
@@ -99,9 +100,18 @@ def test_cutoff_needs_relevance_values():
 def test_cutoff_when_every_call_failed_keeps_the_fallback_order(caplog):
     usage = Usage(llm_calls=3, failed_calls=3, fallbacks=3)
     inner = Fixed([0, 1, 2, 3], relevance=[0.0, 0.0, 0.0, 0.0], usage=usage)
-    r = DynamicCutoff(inner, ceiling=3).rank("q", list("abcd"))
+    with caplog.at_level(logging.INFO, logger="rerank_rag"):
+        r = DynamicCutoff(inner, ceiling=3).rank("q", list("abcd"))
     assert r.order == (0, 1, 2) and r.usage.fallbacks == 4 and r.usage.kept == 3
-    assert any("nothing was judged" in rec.getMessage() for rec in caplog.records)
+    # the wrapped ranker reported the failure (its usage counts fallbacks): INFO here
+    (rec,) = [rec for rec in caplog.records if "nothing was judged" in rec.getMessage()]
+    assert rec.levelno == logging.INFO
+    # a wrapped ranker that did not report it: the cut-off warns
+    caplog.clear()
+    silent = Fixed([0, 1, 2, 3], relevance=[0.0] * 4, usage=Usage(llm_calls=3, failed_calls=3))
+    DynamicCutoff(silent, ceiling=3).rank("q", list("abcd"))
+    (rec,) = [rec for rec in caplog.records if "nothing was judged" in rec.getMessage()]
+    assert rec.levelno == logging.WARNING
 
 
 def test_cutoff_over_a_real_ranker_that_judges(relevance_oracle):

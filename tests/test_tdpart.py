@@ -72,6 +72,8 @@ def test_relevant_only_prompt_judges_relevance(relevance_oracle):
     r = ranker.rank("q", docs(first))
     judged = {first[i] for i, v in zip(r.order, r.relevance) if v >= 0.5}
     assert judged == {i for i in range(100) if STRENGTH[i] > 0.8}
+    # the bands of the listwise relevant-only prompt: (0.5, 1] and [0, 0.5), no exact 0.5
+    assert r.relevance[0] == 1.0 and 0.5 not in r.relevance and len(set(r.relevance)) > 2
 
 
 def relevant_only(messages):

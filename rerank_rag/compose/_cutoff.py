@@ -7,22 +7,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from .._ranker import check_query
-from .._types import CandidateLike, Ranking, as_candidates, check_top_n
+from .._types import CandidateLike, Ranking, as_candidates, check_int, check_top_n
+from ._wrapper import RankerWrapper, check_fraction
 
 __all__ = ["DynamicCutoff"]
 
 log = logging.getLogger("rerank_rag.compose")
 
 
-def _check_count(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
-class DynamicCutoff:
+class DynamicCutoff(RankerWrapper):
     """Wrap any ranker; return only the candidates it judged relevant.
 
     A candidate is kept when its ``Ranking.relevance`` is at least ``threshold`` (0.5:
@@ -44,8 +37,10 @@ class DynamicCutoff:
     one candidate, ``rank`` raises ``ValueError`` naming the ranker: there is nothing to
     cut on, and silently keeping a fixed number would hide that. When every LLM call of
     the ranking failed (a transient outage: the ranker fell back to first-stage order),
-    no judgement was made: the cut-off keeps ``min(ceiling, top_n)`` candidates, logs a
-    warning and adds 1 to ``usage.fallbacks``.
+    no judgement was made: the cut-off keeps ``min(ceiling, top_n)`` candidates and adds
+    1 to ``usage.fallbacks``; it logs a warning unless the wrapped ranker already reported
+    the failure (its ``usage.fallbacks`` count it: then at INFO, so one failure is one
+    warning).
 
     Args:
         ranker: any ranker (``rank`` / ``arank`` returning a :class:`~rerank_rag.Ranking`).
@@ -56,6 +51,8 @@ class DynamicCutoff:
             is positional or points: the cut then keeps a share of the list).
     """
 
+    kind = "dynamic-cutoff"
+
     def __init__(
         self,
         ranker: Any,
@@ -65,14 +62,12 @@ class DynamicCutoff:
         ceiling: int | None = None,
         allow_positional: bool = False,
     ) -> None:
-        if not (callable(getattr(ranker, "rank", None)) and callable(getattr(ranker, "arank", None))):
-            raise TypeError(f"ranker must have rank() and arank(), got {type(ranker).__name__}")
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 < threshold <= 1.0:
-            raise ValueError(f"threshold must be a number in (0, 1], got {threshold!r}")
-        self.floor = _check_count("floor", floor, 0)
+        super().__init__(ranker)
+        threshold = check_fraction("threshold", threshold, zero_ok=False)
+        self.floor = check_int("floor", floor, 0)
         if ceiling is not None:
-            _check_count("ceiling", ceiling, 1)
-            if ceiling < floor:
+            ceiling = check_int("ceiling", ceiling, 1)
+            if ceiling < self.floor:
                 raise ValueError(f"ceiling ({ceiling}) must be >= floor ({floor})")
         if getattr(ranker, "judges_relevance", None) is False and not allow_positional:
             raise ValueError(
@@ -82,14 +77,9 @@ class DynamicCutoff:
                 "prompt='relevant-only', LLMPointwiseRanker, TDPartRanker with "
                 "prompt='relevant-only'), or pass allow_positional=True."
             )
-        self.ranker = ranker
-        self.threshold = float(threshold)
+        self.threshold = threshold
         self.ceiling = ceiling
         self.allow_positional = bool(allow_positional)
-
-    @property
-    def judges_relevance(self) -> Any:
-        return getattr(self.ranker, "judges_relevance", None)
 
     def __repr__(self) -> str:
         return (
@@ -98,15 +88,12 @@ class DynamicCutoff:
         )
 
     def to_config(self) -> dict[str, Any]:
-        inner = getattr(self.ranker, "to_config", None)
-        return {
-            "type": "dynamic-cutoff",
-            "threshold": self.threshold,
-            "floor": self.floor,
-            "ceiling": self.ceiling,
-            "allow_positional": self.allow_positional,
-            "ranker": inner() if callable(inner) else repr(self.ranker),
-        }
+        return self._config(
+            threshold=self.threshold,
+            floor=self.floor,
+            ceiling=self.ceiling,
+            allow_positional=self.allow_positional,
+        )
 
     def _prepare(self, query: str, candidates: Sequence[CandidateLike], top_n: int | None) -> tuple[list[Any], int]:
         check_query(query)
@@ -120,7 +107,11 @@ class DynamicCutoff:
         usage = ranking.usage
         order, scores, rel = ranking.order, ranking.scores, ranking.relevance
         if usage.llm_calls > 0 and usage.failed_calls >= usage.llm_calls:
-            log.warning(
+            # one failure, one warning: when the wrapped ranker counted (and so logged) its
+            # fallbacks, the consequence for the cut is logged at INFO
+            level = logging.INFO if usage.fallbacks > 0 else logging.WARNING
+            log.log(
+                level,
                 "dynamic cut-off: every LLM call of %r failed, so nothing was judged; "
                 "keeping %d candidates in the fallback order",
                 self.ranker,

@@ -8,7 +8,9 @@ from typing import Any
 
 from .._evidence import EvidenceText
 from .._ranker import check_query
+from .._family import check_choice
 from .._types import Candidate, CandidateLike, Ranking, as_candidates
+from ._wrapper import RankerWrapper
 
 __all__ = ["FirstStageEvidence", "annotate"]
 
@@ -52,7 +54,7 @@ def _prompt_of(ranker: Any) -> Any:
     return getattr(ranker, "prompt", None)
 
 
-class FirstStageEvidence:
+class FirstStageEvidence(RankerWrapper):
     """Wrap an LLM ranker; its prompts show each passage's first-stage rank or score.
 
     InsertRank (Seetharaman et al., 2025) puts each document's BM25 score next to it in
@@ -78,9 +80,10 @@ class FirstStageEvidence:
     the docs (a simulator cannot tell).
     """
 
+    kind = "first-stage-evidence"
+
     def __init__(self, ranker: Any, *, show: str = "rank", label: str = "first-stage") -> None:
-        if not (callable(getattr(ranker, "rank", None)) and callable(getattr(ranker, "arank", None))):
-            raise TypeError(f"ranker must have rank() and arank(), got {type(ranker).__name__}")
+        super().__init__(ranker)
         prompt = _prompt_of(ranker)
         if not getattr(prompt, "renders_evidence", False):
             raise TypeError(
@@ -88,17 +91,12 @@ class FirstStageEvidence:
                 f"(prompt: {type(prompt).__name__}); FirstStageEvidence needs an LLM ranker "
                 "with a rerank-rag prompt (or a custom prompt with renders_evidence = True)"
             )
-        if show not in _SHOW:
-            raise ValueError(f"show must be one of {', '.join(_SHOW)}, got {show!r}")
-        if not isinstance(label, str) or not label.strip():
+        self.show = check_choice("show", show, _SHOW)
+        if not isinstance(label, str):
+            raise TypeError(f"label must be a string, got {type(label).__name__}")
+        if not label.strip():
             raise ValueError("label must be a non-empty string")
-        self.ranker = ranker
-        self.show = show
         self.label = " ".join(label.split())
-
-    @property
-    def judges_relevance(self) -> Any:
-        return getattr(self.ranker, "judges_relevance", None)
 
     @property
     def prompt(self) -> Any:
@@ -108,13 +106,7 @@ class FirstStageEvidence:
         return f"FirstStageEvidence({self.ranker!r}, show={self.show!r})"
 
     def to_config(self) -> dict[str, Any]:
-        inner = getattr(self.ranker, "to_config", None)
-        return {
-            "type": "first-stage-evidence",
-            "show": self.show,
-            "label": self.label,
-            "ranker": inner() if callable(inner) else repr(self.ranker),
-        }
+        return self._config(show=self.show, label=self.label)
 
     def _annotated(self, query: str, candidates: Sequence[CandidateLike]) -> list[Candidate]:
         check_query(query)

@@ -6,9 +6,10 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from .._family import monotone
+from .._family import check_choice, monotone
 from .._ranker import check_query
-from .._types import Candidate, CandidateLike, Ranking, as_candidates, check_top_n
+from .._types import Candidate, CandidateLike, Ranking, as_candidates, check_int, check_top_n
+from ._wrapper import RankerWrapper, check_fraction
 
 __all__ = ["FirstStageFusion", "fuse", "FUSION_METHODS"]
 
@@ -95,7 +96,7 @@ def fuse(
     )
 
 
-class FirstStageFusion:
+class FirstStageFusion(RankerWrapper):
     """Wrap any ranker; blend its ranking with the first-stage ranking.
 
     LLM rerankers can be misled by lexical look-alikes and lose quality as the rerank
@@ -119,6 +120,8 @@ class FirstStageFusion:
     :func:`fuse`), so a :class:`DynamicCutoff` can wrap this wrapper.
     """
 
+    kind = "first-stage-fusion"
+
     def __init__(
         self,
         ranker: Any,
@@ -128,39 +131,19 @@ class FirstStageFusion:
         rrf_k: int = 60,
         first_stage: str = "auto",
     ) -> None:
-        if not (callable(getattr(ranker, "rank", None)) and callable(getattr(ranker, "arank", None))):
-            raise TypeError(f"ranker must have rank() and arank(), got {type(ranker).__name__}")
-        if method not in FUSION_METHODS:
-            raise ValueError(f"method must be one of {', '.join(FUSION_METHODS)}, got {method!r}")
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0.0 <= weight <= 1.0:
-            raise ValueError(f"weight must be a number in [0, 1], got {weight!r}")
-        if isinstance(rrf_k, bool) or not isinstance(rrf_k, int) or rrf_k < 0:
-            raise ValueError(f"rrf_k must be a non-negative int, got {rrf_k!r}")
-        if first_stage not in _FIRST_STAGE:
-            raise ValueError(f"first_stage must be one of {', '.join(_FIRST_STAGE)}, got {first_stage!r}")
-        self.ranker = ranker
-        self.method = method
-        self.weight = float(weight)
-        self.rrf_k = rrf_k
-        self.first_stage = first_stage
-
-    @property
-    def judges_relevance(self) -> Any:
-        return getattr(self.ranker, "judges_relevance", None)
+        super().__init__(ranker)
+        self.method = check_choice("method", method, FUSION_METHODS)
+        self.weight = check_fraction("weight", weight, zero_ok=True)
+        self.rrf_k = check_int("rrf_k", rrf_k, 0)
+        self.first_stage = check_choice("first_stage", first_stage, _FIRST_STAGE)
 
     def __repr__(self) -> str:
         return f"FirstStageFusion({self.ranker!r}, method={self.method!r}, weight={self.weight})"
 
     def to_config(self) -> dict[str, Any]:
-        inner = getattr(self.ranker, "to_config", None)
-        return {
-            "type": "first-stage-fusion",
-            "method": self.method,
-            "weight": self.weight,
-            "rrf_k": self.rrf_k,
-            "first_stage": self.first_stage,
-            "ranker": inner() if callable(inner) else repr(self.ranker),
-        }
+        return self._config(
+            method=self.method, weight=self.weight, rrf_k=self.rrf_k, first_stage=self.first_stage
+        )
 
     def _prepare(self, query: str, candidates: Sequence[CandidateLike], top_n: int | None) -> tuple[list[Candidate], int]:
         check_query(query)

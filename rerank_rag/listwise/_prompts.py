@@ -50,6 +50,8 @@ _ALPHA_MAX = 26
 
 
 def _check_style(id_style: str) -> str:
+    if not isinstance(id_style, str):
+        raise TypeError(f"id_style must be a string, got {type(id_style).__name__}")
     if id_style not in ("numeric", "alpha"):
         raise ValueError(f"id_style must be 'numeric' or 'alpha', got {id_style!r}")
     return id_style

@@ -4,21 +4,33 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable
 from typing import Any
 
 from .._errors import LLMError
-from .._family import CallBook, FamilyRanker, Scored, check_choice, check_int, monotone, positional
+from .._family import (
+    CallBook,
+    FamilyRanker,
+    bind_prompt,
+    check_choice,
+    check_int,
+    monotone,
+    positional,
+    read_answer,
+    resolve_prompt,
+    scored,
+)
 from .._plan import Plan
+from .._ranker import Result
 from .._protocols import WindowPrompt
 from .._subplans import SubPlan
 from .._types import Candidate, Usage
 from ..jointrank._aggregators import Aggregator, get_aggregator, order_from_scores
 from ..jointrank._comparisons import Comparisons
+from ..listwise._prompts import DEFAULT_MAX_QUERY_TOKENS
 from ..llm._adapt import as_backend
-from ..llm._base import Completion
+from ..llm._base import Completion, LLMRequest
 from ..setwise._prompt import SCORINGS, PickBestPrompt
-from ..setwise._ranker import read_pick
 from ..setwise._sorts import bubble_top, heap_top
 
 __all__ = ["PairwiseRanker"]
@@ -60,8 +72,12 @@ class PairwiseRanker(FamilyRanker):
         aggregator: (allpair) a JointRank aggregator name or callable.
         prompt: ``None`` (a two-passage :class:`~rerank_rag.setwise.PickBestPrompt`) or
             a :class:`~rerank_rag.WindowPrompt` object read like it.
-        id_style: ``"alpha"`` (A/B, default) or ``"numeric"`` (1/2) labels.
-        max_passage_tokens: truncation budget per passage.
+        id_style: ``"alpha"`` (A/B) or ``"numeric"`` (1/2) labels (``None``: the
+            prompt's default, letters).
+        max_passage_tokens: truncation budget per passage (``None``: no truncation).
+        max_query_tokens: truncation budget of the query (``None``: no truncation;
+            default 256, as in the listwise rankers). ``id_style`` and both budgets
+            configure the default prompt; a prompt object carries its own settings.
         strict: raise instead of degrading on a failed call or unusable answer.
 
     Failures: a failed call (transient) or an answer naming neither passage gives no
@@ -78,6 +94,8 @@ class PairwiseRanker(FamilyRanker):
 
     judges_relevance = False
 
+    kind = "pairwise"
+
     def __init__(
         self,
         llm: Any,
@@ -87,8 +105,9 @@ class PairwiseRanker(FamilyRanker):
         scoring: str = "generation",
         aggregator: str | Aggregator = "win_rate",
         prompt: WindowPrompt | None = None,
-        id_style: str = "alpha",
+        id_style: str | None = None,
         max_passage_tokens: int | None = 300,
+        max_query_tokens: int | None = DEFAULT_MAX_QUERY_TOKENS,
         strict: bool = False,
     ) -> None:
         self.method = check_choice("method", method, METHODS)
@@ -98,40 +117,18 @@ class PairwiseRanker(FamilyRanker):
         self.aggregator_name = (
             aggregator if isinstance(aggregator, str) else getattr(aggregator, "__name__", "custom")
         )
-        if not isinstance(strict, bool):
-            raise TypeError(f"strict must be a bool, got {type(strict).__name__}")
-        self.strict = strict
-        if prompt is None:
-            self.prompt: WindowPrompt = PickBestPrompt(
-                scoring=scoring, id_style=id_style, max_passage_tokens=max_passage_tokens
-            )
-        elif callable(getattr(prompt, "build", None)) and callable(getattr(prompt, "parse", None)):
-            self.prompt = prompt
-        else:
-            raise TypeError(f"prompt must be None or a WindowPrompt, got {type(prompt).__name__}")
-        self.id_style = id_style
-        self.max_passage_tokens = max_passage_tokens
+        kw = self._settings(strict, id_style, max_passage_tokens, max_query_tokens)
+        self.prompt: WindowPrompt = resolve_prompt(
+            prompt, lambda: PickBestPrompt(scoring=self.scoring, **kw)
+        )
         self.llm = as_backend(llm)
 
-    def __repr__(self) -> str:
-        return (
-            f"PairwiseRanker(method={self.method!r}, sort_depth={self.sort_depth}, "
-            f"scoring={self.scoring!r}, aggregator={self.aggregator_name!r})"
-        )
-
-    def to_config(self) -> dict[str, Any]:
-        """JSON-able settings (the LLM by its own ``to_config``, if any)."""
+    def _own(self) -> dict[str, Any]:
         return {
-            "type": "pairwise",
             "method": self.method,
             "sort_depth": self.sort_depth,
             "scoring": self.scoring,
             "aggregator": self.aggregator_name,
-            "prompt": getattr(self.prompt, "name", type(self.prompt).__name__),
-            "id_style": self.id_style,
-            "max_passage_tokens": self.max_passage_tokens,
-            "strict": self.strict,
-            "llm": self._llm_config(),
         }
 
     @staticmethod
@@ -144,8 +141,8 @@ class PairwiseRanker(FamilyRanker):
     def _first_wins(self, outcome: Completion | LLMError, book: CallBook, usage: Usage) -> float | None:
         """Probability that the passage shown first ([A]) is the better one; ``None``
         when the call failed or named neither passage. Generation: 1.0 or 0.0."""
-        parsed = read_pick(self.prompt, outcome, 2, book, usage)
-        if parsed is None:
+        parsed = read_answer(self.prompt, outcome, 2, book, usage)
+        if parsed is None or not parsed.listed:
             return None
         scores = parsed.scores
         if self.scoring == "logprobs" and scores is not None:
@@ -158,22 +155,38 @@ class PairwiseRanker(FamilyRanker):
             return 1.0 / (1.0 + math.exp(b - a))
         return 1.0 if parsed.listed[0] == 0 else 0.0
 
+    def _reader(self, book: CallBook, usage: Usage) -> Callable[[Any], float | None]:
+        """:meth:`_first_wins` for one ranking; a clean one-label answer ("A", "B") of
+        the pick-best prompt is read without the parser (same result)."""
+        slow = self._first_wins
+        clean = self.prompt.clean_answers(2) if isinstance(self.prompt, PickBestPrompt) else {}
+
+        def first_wins(outcome: Any) -> float | None:
+            if outcome.__class__ is Completion:
+                i = clean.get(outcome.text)
+                if i is not None:
+                    return 1.0 if i == 0 else 0.0
+            return slow(outcome, book, usage)
+
+        return first_wins
+
     # ------------------------------------------------------------------ all pairs
 
-    def _allpair(self, query: str, texts: Sequence[str], usage: Usage, book: CallBook) -> Plan[Scored]:
-        n = len(texts)
+    def _allpair(
+        self, request: Callable[..., LLMRequest], n: int, usage: Usage, book: CallBook
+    ) -> Plan[Result]:
         pairs = [(i, j) for i in range(n) for j in range(n) if i != j]
-        build = self.prompt.build
-        outcomes = yield [build(query, [texts[i], texts[j]]) for i, j in pairs]
+        outcomes = yield [request(pair) for pair in pairs]
         verdicts: list[tuple[int, int]] = []
+        first_wins = self._reader(book, usage)
         for (i, j), outcome in zip(pairs, outcomes):
-            p = self._first_wins(outcome, book, usage)
+            p = first_wins(outcome)
             if p is None or p == 0.5:
                 continue
             verdicts.append((i, j) if p > 0.5 else (j, i))
         book.report("those answers were left out of the aggregation")
         if not verdicts:
-            return Scored(list(range(n)), positional(n), positional(n))
+            return scored(list(range(n)), positional(n), positional(n))
         comparisons = Comparisons.from_pairs(n, verdicts)
         scores = self.aggregator(comparisons)
         if len(scores) != n:
@@ -181,42 +194,57 @@ class PairwiseRanker(FamilyRanker):
         order, ordered = order_from_scores(scores)
         wins, losses = comparisons.wins, comparisons.losses
         share = [wins[i] / (wins[i] + losses[i]) if wins[i] + losses[i] else 0.0 for i in order]
-        return Scored(order, ordered, monotone(share))
+        return scored(order, ordered, monotone(share))
 
     # ------------------------------------------------------------------ sorting
 
-    def _prefers(self, query: str, texts: Sequence[str], x: int, y: int, book: CallBook, usage: Usage) -> SubPlan[bool]:
-        """Whether ``x`` beats ``y`` (both orders asked at once; ties keep ``y``)."""
-        o1, o2 = yield [
-            self.prompt.build(query, [texts[x], texts[y]]),
-            self.prompt.build(query, [texts[y], texts[x]]),
-        ]
-        p1 = self._first_wins(o1, book, usage)
-        p2 = self._first_wins(o2, book, usage)
-        votes = [p for p in (p1, None if p2 is None else 1.0 - p2) if p is not None]
-        if not votes:  # no verdict: first-stage order decides
-            return x < y
-        if self.scoring == "generation" and len(votes) == 2:
-            return votes[0] == 1.0 and votes[1] == 1.0  # both orders must agree
-        return sum(votes) / len(votes) > 0.5
+    def _judge(
+        self, request: Callable[..., LLMRequest], book: CallBook, usage: Usage
+    ) -> Callable[[list[int]], SubPlan[int]]:
+        first_wins = self._reader(book, usage)
+        both_agree = self.scoring == "generation"
 
-    def _judge(self, query: str, texts: Sequence[str], book: CallBook, usage: Usage):  # type: ignore[no-untyped-def]
+        # bubble passes compare again the pairs that did not swap: build each prompt once
+        built: dict[tuple[int, int], LLMRequest] = {}
+
+        def build(pair: tuple[int, int]) -> LLMRequest:
+            req = built[pair] = request(pair)
+            return req
+
+        def verdict(x: int, y: int, o1: Any, o2: Any) -> bool:
+            """Whether ``x`` beats ``y`` from the answers to ``(x, y)`` and ``(y, x)``."""
+            p1 = first_wins(o1)
+            p2 = first_wins(o2)
+            if p1 is not None and p2 is not None:
+                if both_agree:  # both orders must agree
+                    return p1 == 1.0 and p2 == 0.0
+                return (p1 + (1.0 - p2)) / 2 > 0.5
+            if p1 is not None:
+                return p1 > 0.5
+            if p2 is not None:
+                return 1.0 - p2 > 0.5
+            return x < y  # no verdict: first-stage order decides
+
         def judge(group: list[int]) -> SubPlan[int]:
-            best = 0
-            for j in range(1, len(group)):
-                if (yield from self._prefers(query, texts, group[j], group[best], book, usage)):
-                    best = j
-            return best
+            """The best of ``group`` by a knockout; each comparison asks both orders at
+            once (ties keep the one ahead)."""
+            best = group[0]
+            for x in group[1:]:
+                k1, k2 = (x, best), (best, x)
+                o1, o2 = yield [built.get(k1) or build(k1), built.get(k2) or build(k2)]
+                if verdict(x, best, o1, o2):
+                    best = x
+            return group.index(best)
 
         return judge
 
-    def _plan(self, query: str, cands: list[Candidate], usage: Usage) -> Plan[Scored]:
+    def _plan(self, query: str, cands: list[Candidate], usage: Usage) -> Plan[Result]:
         n = len(cands)
-        texts = [c.text for c in cands]
+        request = bind_prompt(self.prompt, query, [c.text for c in cands])
         book = CallBook(usage, strict=self.strict, log=log, what=f"pairwise {self.method}")
         if self.method == "allpair":
-            return (yield from self._allpair(query, texts, usage, book))
-        judge = self._judge(query, texts, book, usage)
+            return (yield from self._allpair(request, n, usage, book))
+        judge = self._judge(request, book, usage)
         if self.method == "heapsort":
             head = yield from heap_top(list(range(n)), 2, self.sort_depth, judge)
         else:
@@ -224,4 +252,4 @@ class PairwiseRanker(FamilyRanker):
         book.report("those comparisons were decided by the answers left, or first-stage order")
         seen = set(head)
         order = head + [i for i in range(n) if i not in seen]
-        return Scored(order, positional(n), positional(n))
+        return scored(order, positional(n), positional(n))

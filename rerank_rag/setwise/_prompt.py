@@ -24,51 +24,36 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
 
 from .._errors import ParseError
-from .._evidence import with_evidence
+from .._group_prompt import GroupPrompt, labels
 from .._protocols import WindowParse
-from .._text import collapse_whitespace, prepare_passage
+from .._types import check_int
 from ..listwise._parse import fold_lookalikes, parse_permutation, strip_reasoning
-from ..llm._base import Completion, LLMRequest
+from ..listwise._prompts import DEFAULT_MAX_QUERY_TOKENS, FirstTokenPrompt, _label
+from ..llm._base import Completion
 
 __all__ = ["PickBestPrompt", "SCORINGS"]
 
 #: How an answer is read: the generated text, or first-token log-probabilities.
 SCORINGS = ("generation", "logprobs")
-_ALPHA_MAX = 26
 _STANDALONE_RE = re.compile(r"(?<![A-Za-z0-9])([A-Z]|\d{1,3})(?![A-Za-z0-9])")
-_TOKEN_STRIP = "[](){}<>.,:;*\"'`#"
+#: The parse of a clean one-label answer naming position ``i`` (shared, immutable).
+_PICKS = tuple(WindowParse(listed=(i,)) for i in range(26))
 
 
-def _label(i: int, alpha: bool) -> str:
-    return chr(65 + i) if alpha else str(i + 1)
+@lru_cache(maxsize=64)
+def _clean(n: int, alpha: bool) -> Mapping[str, int]:
+    """Bare labels and their positions (the text parser's fast path reads labels of up
+    to 4 characters as clean picks)."""
+    return MappingProxyType({_label(i, alpha): i for i in range(min(n, 9999))})
 
 
-@lru_cache(maxsize=256)
-def _frame(query: str, n: int, alpha: bool) -> tuple[str, str, tuple[str, ...]]:
-    """The text before and after the passages, and the labels (cached: sorting
-    methods build hundreds of prompts per query that differ only in their passages)."""
-    kind = "letter" if alpha else "number"
-    if n == 2:
-        head = "Which of the two passages below is more relevant to the search query?"
-    else:
-        head = f"Which of the {n} passages below is the most relevant to the search query?"
-    labels = tuple(f"[{_label(i, alpha)}] " for i in range(n))
-    before = f"{head}\n\nQUERY: {collapse_whitespace(query)}\n\nPASSAGES:\n"
-    after = (
-        f"\n\nAnswer with the {kind} of the most relevant passage only "
-        f"(one of {_label(0, alpha)} to {_label(n - 1, alpha)}), without brackets "
-        "and without explanation."
-    )
-    return before, after, labels
-
-
-class PickBestPrompt:
+class PickBestPrompt(GroupPrompt):
     """Ask which of a few passages is the most relevant to the query.
 
     Args:
@@ -79,120 +64,114 @@ class PickBestPrompt:
         max_passage_tokens: truncation budget per passage (``None``: no truncation).
         max_tokens: answer budget in generation mode (default 16; raise it for
             reasoning models, whose ``<think>`` blocks are stripped before parsing).
-        top_logprobs: first-token alternatives requested in logprobs mode.
+        top_logprobs: first-token alternatives requested in logprobs mode (>= 2).
+        max_query_tokens: truncation budget of the query (``None``: no truncation;
+            default 256, as in the listwise prompts).
     """
 
     name = "pick-best"
-    expect_all = False
-    renders_evidence = True
+    default_id_style = "alpha"
 
     def __init__(
         self,
         *,
         scoring: str = "generation",
-        id_style: str = "alpha",
+        id_style: str | None = None,
         max_passage_tokens: int | None = 300,
         max_tokens: int | None = None,
         top_logprobs: int = 20,
+        max_query_tokens: int | None = DEFAULT_MAX_QUERY_TOKENS,
     ) -> None:
+        if not isinstance(scoring, str):
+            raise TypeError(f"scoring must be a string, got {type(scoring).__name__}")
         if scoring not in SCORINGS:
             raise ValueError(f"scoring must be one of {', '.join(SCORINGS)}, got {scoring!r}")
-        if id_style not in ("alpha", "numeric"):
-            raise ValueError(f"id_style must be 'numeric' or 'alpha', got {id_style!r}")
-        if max_passage_tokens is not None and (
-            isinstance(max_passage_tokens, bool)
-            or not isinstance(max_passage_tokens, int)
-            or max_passage_tokens < 1
-        ):
-            raise ValueError(f"max_passage_tokens must be a positive int or None, got {max_passage_tokens!r}")
-        if max_tokens is not None and (
-            isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1
-        ):
-            raise ValueError(f"max_tokens must be a positive int or None, got {max_tokens!r}")
-        if isinstance(top_logprobs, bool) or not isinstance(top_logprobs, int) or top_logprobs < 2:
-            raise ValueError(f"top_logprobs must be an int >= 2, got {top_logprobs!r}")
+        super().__init__(
+            id_style=id_style,
+            max_passage_tokens=max_passage_tokens,
+            max_tokens=max_tokens,
+            max_query_tokens=max_query_tokens,
+        )
         self.scoring = scoring
-        self.id_style = id_style
-        self.max_passage_tokens = max_passage_tokens
-        self.max_tokens = max_tokens
-        self.top_logprobs = top_logprobs
+        self.top_logprobs = check_int("top_logprobs", top_logprobs, 2)
         # one read-only parameter mapping shared by every request of this prompt
         if scoring == "logprobs":
-            params: dict[str, Any] = {"max_tokens": 1, "top_logprobs": top_logprobs, "temperature": 0}
+            params: dict[str, Any] = {
+                "max_tokens": 1,
+                "top_logprobs": self.top_logprobs,
+                "temperature": 0,
+            }
         else:
-            params = {"max_tokens": max_tokens or 16, "temperature": 0}
+            params = {"max_tokens": self.max_tokens or 16, "temperature": 0}
         self._params: Mapping[str, Any] = MappingProxyType(params)
 
     def __repr__(self) -> str:
         return (
             f"PickBestPrompt(scoring={self.scoring!r}, id_style={self.id_style!r}, "
-            f"max_passage_tokens={self.max_passage_tokens!r})"
+            f"max_passage_tokens={self.max_passage_tokens!r}, "
+            f"max_query_tokens={self.max_query_tokens!r})"
         )
 
     def to_config(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "scoring": self.scoring,
-            "id_style": self.id_style,
-            "max_passage_tokens": self.max_passage_tokens,
-            "max_tokens": self.max_tokens,
-            "top_logprobs": self.top_logprobs,
-        }
-
-    def _alpha(self, n: int) -> bool:
-        return self.id_style == "alpha" and n <= _ALPHA_MAX
+        return {**super().to_config(), "scoring": self.scoring, "top_logprobs": self.top_logprobs}
 
     # ------------------------------------------------------------------ build
 
-    def build(self, query: str, passages: Sequence[str]) -> LLMRequest:
-        if not isinstance(query, str):
-            raise TypeError(f"query must be a string, got {type(query).__name__}")
-        if isinstance(passages, str) or len(passages) < 2:
-            raise ValueError("a pick-best prompt needs a sequence of at least 2 passages")
-        n = len(passages)
-        before, after, labels = _frame(query, n, self._alpha(n))
-        budget = self.max_passage_tokens
-        lines = []
-        for i, p in enumerate(passages):
-            if not isinstance(p, str):
-                raise TypeError(f"passage {i} must be a string, got {type(p).__name__}")
-            lines.append(labels[i] + with_evidence(prepare_passage(p, budget), p))
-        content = before + "\n".join(lines) + after
-        # messages built here are valid by construction: skip LLMRequest.chat's checks
-        return LLMRequest(messages=({"role": "user", "content": content},), params=self._params)
+    def _frame(
+        self, query: str, n: int, picks: int | None
+    ) -> tuple[str, tuple[str, ...], str, Mapping[str, Any]]:
+        if picks not in (None, 1):
+            raise ValueError(f"a pick-best prompt picks 1 passage, got picks={picks!r}")
+        alpha = self._alpha(n)
+        kind = "letter" if alpha else "number"
+        if n == 2:
+            head = "Which of the two passages below is more relevant to the search query?"
+        else:
+            head = f"Which of the {n} passages below is the most relevant to the search query?"
+        before = f"{head}\n\nQUERY: {query}\n\nPASSAGES:\n"
+        after = (
+            f"\n\nAnswer with the {kind} of the most relevant passage only "
+            f"(one of {_label(0, alpha)} to {_label(n - 1, alpha)}), without brackets "
+            "and without explanation."
+        )
+        return before, labels(n, alpha), after, self._params
 
     # ------------------------------------------------------------------ parse
 
-    @staticmethod
-    def _token_label(token: str, n: int, alpha: bool) -> int | None:
-        if alpha and len(token) == 1 and "A" <= token <= "Z":  # the usual token: fast path
-            i = ord(token) - 65
-            return i if i < n else None
-        key = fold_lookalikes(str(token)).strip().strip(_TOKEN_STRIP).strip()
-        if alpha:
-            if len(key) == 1 and key.isascii() and key.isalpha():
-                i = ord(key.upper()) - 65
-                return i if 0 <= i < n else None
-            return None
-        if key.isascii() and key.isdigit() and len(key) <= 4:
-            i = int(key) - 1
-            return i if 0 <= i < n else None
-        return None
+    def clean_answers(self, n: int) -> Mapping[str, int]:
+        """The answers that name one of ``n`` passages with nothing to repair, and the
+        position each names (``{"A": 0, "B": 1}``): :meth:`parse` reads them as
+        ``WindowParse(listed=(i,))``, so a ranker may take them without parsing. Empty
+        in logprobs mode (there the answer is the log-probabilities)."""
+        if self.scoring != "generation" or n < 1:
+            return MappingProxyType({})
+        return _clean(n, self._alpha(n))
+
+
+    # a token or a short answer as a label ("B", " B", "[B]", "2", look-alikes folded):
+    # the rule of the listwise first-token prompt
+    _token_label = staticmethod(FirstTokenPrompt._token_id)
 
     def _from_logprobs(self, tops: Any, n: int, alpha: bool) -> WindowParse | None:
-        if not isinstance(tops, Mapping):
+        if tops.__class__ is not dict and not isinstance(tops, Mapping):
             return None
+        clean = _clean(n, alpha)  # the usual tokens ("A", "B"): no normalisation
         best: dict[int, float] = {}
         for token, lp in tops.items():
-            try:
-                value = float(lp)
-            except (TypeError, ValueError):
+            if lp.__class__ is not float:
+                try:
+                    lp = float(lp)
+                except (TypeError, ValueError):
+                    continue
+            if lp != lp or lp == math.inf:  # NaN, +inf
                 continue
-            if math.isnan(value) or value == math.inf:
-                continue
-            i = self._token_label(token, n, alpha)
-            if i is not None and (i not in best or value > best[i]):
-                best[i] = value
+            i = clean.get(token) if token.__class__ is str else None
+            if i is None:
+                i = self._token_label(token, n, alpha)
+                if i is None:
+                    continue
+            if i not in best or lp > best[i]:
+                best[i] = lp
         if not best or all(v == -math.inf for v in best.values()):
             return None
         listed = sorted(best, key=lambda i: (-best[i], i))
@@ -222,11 +201,17 @@ class PickBestPrompt:
 
     def parse(self, completion: Completion, n: int, *, strict: bool = False) -> WindowParse:
         """The picked position first (logprobs mode: every scored label, best first)."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            raise ValueError(f"n must be a non-negative int, got {n!r}")
-        if n == 0:
+        if type(n) is not int:
+            n = check_int("n", n)
+        if n <= 0:
+            if n < 0:
+                raise ValueError(f"n must be >= 0, got {n}")
             return WindowParse(listed=())
         alpha = self._alpha(n)
+        if self.scoring == "generation":  # the usual answer, one bare label: no parser
+            i = _clean(n, alpha).get(completion.text)
+            if i is not None:
+                return _PICKS[i] if i < 26 else WindowParse(listed=(i,))
         repaired = False
         if self.scoring == "logprobs":
             got = self._from_logprobs(completion.top_logprobs, n, alpha)

@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable
 from typing import Any
 
-from .._errors import LLMError, ParseError
-from .._family import CallBook, FamilyRanker, Scored, check_choice, check_int, positional
+from .._errors import LLMError
+from .._family import (
+    CallBook,
+    FamilyRanker,
+    bind_prompt,
+    check_choice,
+    check_int,
+    positional,
+    read_answer,
+    resolve_prompt,
+    scored,
+)
 from .._plan import Plan
+from .._ranker import Result
 from .._protocols import WindowParse, WindowPrompt
 from .._subplans import SubPlan
 from .._types import Candidate, Usage
+from ..listwise._prompts import DEFAULT_MAX_QUERY_TOKENS
 from ..llm._adapt import as_backend
-from ..llm._base import Completion
+from ..llm._base import Completion, LLMRequest
 from ._prompt import SCORINGS, PickBestPrompt
 from ._sorts import bubble_top, heap_top
 
@@ -28,37 +40,10 @@ def read_pick(
     prompt: WindowPrompt, outcome: Completion | LLMError, m: int, book: CallBook, usage: Usage
 ) -> WindowParse | None:
     """The parse of one pick-best answer over ``m`` passages, or ``None`` when the call
-    failed or named no valid passage (counted by ``book``; raises when strict)."""
-    if isinstance(outcome, LLMError):
-        book.error(outcome, f"a group of {m}")
-        return None
-    try:
-        parsed = prompt.parse(outcome, m, strict=book.strict)
-    except ParseError:
-        if book.strict:
-            raise
-        book.unusable_answer("unparsable answer")
-        return None
-    except Exception as exc:  # noqa: BLE001 - a custom prompt's bug must not lose documents
-        book.unusable_answer(f"prompt parse failed: {type(exc).__name__}: {exc}")
-        return None
-    listed: list[int] = []
-    for p in getattr(parsed, "listed", ()):
-        if isinstance(p, int) and not isinstance(p, bool) and 0 <= p < m and p not in listed:
-            listed.append(p)
-    repaired = bool(getattr(parsed, "repaired", False)) or len(listed) != len(parsed.listed)
-    if not listed:
-        if repaired:
-            book.unusable_answer(f"the answer names none of the {m} passages: {outcome.text[:80]!r}")
-        return None  # "nothing relevant" (relevant-only prompts): no preference either
-    if repaired:
-        usage.parse_repairs += 1
-    scores = getattr(parsed, "scores", None)
-    if scores is not None and len(scores) != len(parsed.listed):
-        scores = None
-    if scores is not None and len(listed) != len(parsed.listed):
-        scores = None
-    return WindowParse(listed=tuple(listed), repaired=repaired, scores=scores)
+    failed, named no valid passage (counted by ``book``; raises when strict) or named
+    nothing (a relevant-only answer: no preference either)."""
+    parsed = read_answer(prompt, outcome, m, book, usage)
+    return parsed if parsed is not None and parsed.listed else None
 
 
 class SetwiseRanker(FamilyRanker):
@@ -88,8 +73,12 @@ class SetwiseRanker(FamilyRanker):
             :class:`~rerank_rag.WindowPrompt` object whose first listed id is taken as the
             pick (e.g. a :class:`~rerank_rag.FirstTokenPrompt`; a relevant-only answer
             naming nothing is decided by first-stage order, not counted as a failure).
-        id_style: ``"alpha"`` (default) or ``"numeric"`` labels.
-        max_passage_tokens: truncation budget per passage.
+        id_style: ``"alpha"`` or ``"numeric"`` labels (``None``: the prompt's default,
+            letters).
+        max_passage_tokens: truncation budget per passage (``None``: no truncation).
+        max_query_tokens: truncation budget of the query (``None``: no truncation;
+            default 256, as in the listwise rankers). ``id_style`` and both budgets
+            configure the default prompt; a prompt object carries its own settings.
         strict: raise instead of degrading on a failed call or unusable answer.
 
     Failures: a failed call (transient) or an answer naming no valid label is decided
@@ -104,6 +93,8 @@ class SetwiseRanker(FamilyRanker):
 
     judges_relevance = False
 
+    kind = "setwise"
+
     def __init__(
         self,
         llm: Any,
@@ -113,65 +104,53 @@ class SetwiseRanker(FamilyRanker):
         sort_depth: int = 10,
         scoring: str = "generation",
         prompt: WindowPrompt | None = None,
-        id_style: str = "alpha",
+        id_style: str | None = None,
         max_passage_tokens: int | None = 300,
+        max_query_tokens: int | None = DEFAULT_MAX_QUERY_TOKENS,
         strict: bool = False,
     ) -> None:
         self.method = check_choice("method", method, METHODS)
         self.block_size = check_int("block_size", block_size, 3 if method == "heapsort" else 2)
         self.sort_depth = check_int("sort_depth", sort_depth, 1)
         self.scoring = check_choice("scoring", scoring, SCORINGS)
-        if not isinstance(strict, bool):
-            raise TypeError(f"strict must be a bool, got {type(strict).__name__}")
-        self.strict = strict
-        if prompt is None:
-            self.prompt: WindowPrompt = PickBestPrompt(
-                scoring=scoring, id_style=id_style, max_passage_tokens=max_passage_tokens
-            )
-        elif callable(getattr(prompt, "build", None)) and callable(getattr(prompt, "parse", None)):
-            self.prompt = prompt
-        else:
-            raise TypeError(f"prompt must be None or a WindowPrompt, got {type(prompt).__name__}")
-        self.id_style = id_style
-        self.max_passage_tokens = max_passage_tokens
+        kw = self._settings(strict, id_style, max_passage_tokens, max_query_tokens)
+        self.prompt: WindowPrompt = resolve_prompt(
+            prompt, lambda: PickBestPrompt(scoring=self.scoring, **kw)
+        )
         self.llm = as_backend(llm)
 
-    def __repr__(self) -> str:
-        return (
-            f"SetwiseRanker(method={self.method!r}, block_size={self.block_size}, "
-            f"sort_depth={self.sort_depth}, scoring={self.scoring!r})"
-        )
-
-    def to_config(self) -> dict[str, Any]:
-        """JSON-able settings (the LLM by its own ``to_config``, if any)."""
+    def _own(self) -> dict[str, Any]:
         return {
-            "type": "setwise",
             "method": self.method,
             "block_size": self.block_size,
             "sort_depth": self.sort_depth,
             "scoring": self.scoring,
-            "prompt": getattr(self.prompt, "name", type(self.prompt).__name__),
-            "id_style": self.id_style,
-            "max_passage_tokens": self.max_passage_tokens,
-            "strict": self.strict,
-            "llm": self._llm_config(),
         }
 
-    def _judge(self, query: str, texts: Sequence[str], book: CallBook, usage: Usage):  # type: ignore[no-untyped-def]
+    def _judge(
+        self, request: Callable[..., LLMRequest], book: CallBook, usage: Usage
+    ) -> Callable[[list[int]], SubPlan[int]]:
+        prompt = self.prompt
+        clean = prompt.clean_answers if isinstance(prompt, PickBestPrompt) else None
+
         def judge(group: list[int]) -> SubPlan[int]:
-            (outcome,) = yield [self.prompt.build(query, [texts[i] for i in group])]
-            parsed = read_pick(self.prompt, outcome, len(group), book, usage)
+            (outcome,) = yield [request(group)]
+            if clean is not None and outcome.__class__ is Completion:
+                i = clean(len(group)).get(outcome.text)  # a clean label: no parser
+                if i is not None:
+                    return i
+            parsed = read_pick(prompt, outcome, len(group), book, usage)
             if parsed is None:  # fallback: the candidate retrieved first wins
                 return min(range(len(group)), key=group.__getitem__)
             return parsed.listed[0]
 
         return judge
 
-    def _plan(self, query: str, cands: list[Candidate], usage: Usage) -> Plan[Scored]:
+    def _plan(self, query: str, cands: list[Candidate], usage: Usage) -> Plan[Result]:
         n = len(cands)
-        texts = [c.text for c in cands]
+        request = bind_prompt(self.prompt, query, [c.text for c in cands])
         book = CallBook(usage, strict=self.strict, log=log, what=f"setwise {self.method}")
-        judge = self._judge(query, texts, book, usage)
+        judge = self._judge(request, book, usage)
         if self.method == "heapsort":
             head = yield from heap_top(list(range(n)), self.block_size - 1, self.sort_depth, judge)
         else:
@@ -179,4 +158,4 @@ class SetwiseRanker(FamilyRanker):
         book.report("those comparisons were decided by first-stage order")
         seen = set(head)
         order = head + [i for i in range(n) if i not in seen]
-        return Scored(order, positional(n), positional(n))
+        return scored(order, positional(n), positional(n))

@@ -24,7 +24,6 @@ other candidates in first-stage order, as the reference implementations do.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from .._plan import Plan
 from .._subplans import SubPlan, gather, run_in_order
@@ -104,11 +103,14 @@ def bubble_top(items: list[int], block_size: int, depth: int, judge: Judge) -> P
     arr = list(items)
     spans = bubble_spans(len(arr), block_size, depth)
 
-    def op(k: int) -> SubPlan[Any]:
+    def op(k: int) -> SubPlan[int]:
         a, b = spans[k]
-        best = yield from judge(arr[a:b])
+        return judge(arr[a:b])
+
+    def swap(k: int, best: int) -> None:  # the best of the group to its top
         if best:
+            a = spans[k][0]
             arr[a], arr[a + best] = arr[a + best], arr[a]
 
-    yield from run_in_order(spans, op)
+    yield from run_in_order(spans, op, swap)
     return arr[: min(depth, len(arr))]

@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable
 from typing import Any
 
-from .._errors import LLMError, ParseError
-from .._family import CallBook, FamilyRanker, Scored, check_int, positional
+from .._errors import LLMError
+from .._family import (
+    CallBook,
+    FamilyRanker,
+    bind_prompt,
+    check_int,
+    positional,
+    read_answer,
+    scored,
+)
 from .._plan import Plan
+from .._ranker import Result
+from .._relevance import judged
+from .._relevance import judges_relevance as prompt_judges_relevance
 from .._protocols import WindowPrompt
 from .._types import Candidate, Usage
+from ..listwise._prompts import DEFAULT_MAX_QUERY_TOKENS, get_prompt
 from ..llm._adapt import as_backend
-from ..llm._base import Completion
+from ..llm._base import Completion, LLMRequest
 
 __all__ = ["TDPartRanker"]
 
@@ -54,7 +66,10 @@ class TDPartRanker(FamilyRanker):
         sort_depth: the pivot's rank in the first block; the head that is sorted
             precisely (1 <= sort_depth < block_size).
         max_passage_tokens: truncation budget per passage (prompt names only).
-        id_style: ``"numeric"`` or ``"alpha"`` ids (prompt names only).
+        max_query_tokens: truncation budget of the query (prompt names only; ``None``:
+            no truncation; default 256, as in the listwise rankers).
+        id_style: ``"numeric"`` or ``"alpha"`` ids (prompt names only; ``None``: the
+            prompt's default).
         strict: raise instead of degrading on a failed call or unusable answer.
 
     Failures: a block whose call fails (transient) or whose answer names no valid id
@@ -63,10 +78,13 @@ class TDPartRanker(FamilyRanker):
     first-stage order. Non-transient errors raise.
 
     Scores: positional. Relevance: with a prompt that may leave out irrelevant
-    passages (``"relevant-only"``, ``judges_relevance`` True) 1.0 for a candidate listed
-    in the last block it was shown in and 0.0 otherwise, made non-increasing along the
-    final order (pool-adjacent-violators); with other prompts positional.
+    passages (``"relevant-only"``, ``judges_relevance`` True) as for the listwise
+    relevant-only prompt (:func:`rerank_rag._relevance.judged`): >= 0.5 for a candidate
+    listed by the last block it was shown in, < 0.5 otherwise; with other prompts
+    positional.
     """
+
+    kind = "tdpart"
 
     def __init__(
         self,
@@ -76,103 +94,62 @@ class TDPartRanker(FamilyRanker):
         block_size: int = 20,
         sort_depth: int = 10,
         max_passage_tokens: int | None = 300,
+        max_query_tokens: int | None = DEFAULT_MAX_QUERY_TOKENS,
         id_style: str | None = None,
         strict: bool = False,
     ) -> None:
         self.block_size = check_int("block_size", block_size, 3)
         self.sort_depth = check_int("sort_depth", sort_depth, 1)
-        if sort_depth >= block_size:
+        if self.sort_depth >= self.block_size:
             raise ValueError(f"sort_depth ({sort_depth}) must be < block_size ({block_size})")
-        if not isinstance(strict, bool):
-            raise TypeError(f"strict must be a bool, got {type(strict).__name__}")
-        self.strict = strict
-        if isinstance(prompt, str):
-            from ..listwise import get_prompt
-
-            kw: dict[str, Any] = {"max_passage_tokens": max_passage_tokens}
-            if id_style is not None:
-                kw["id_style"] = id_style
-            self.prompt: WindowPrompt = get_prompt(prompt, **kw)
-        elif callable(getattr(prompt, "build", None)) and callable(getattr(prompt, "parse", None)):
-            self.prompt = prompt
-        else:
-            raise TypeError(f"prompt must be a prompt name or a WindowPrompt, got {type(prompt).__name__}")
-        self.max_passage_tokens = max_passage_tokens
-        self.id_style = id_style
+        kw = self._settings(strict, id_style, max_passage_tokens, max_query_tokens)
+        # a name, built with the settings above, or a WindowPrompt object as is
+        self.prompt: WindowPrompt = get_prompt(prompt, **kw)
         self.llm = as_backend(llm)
 
     @property
     def judges_relevance(self) -> bool:  # type: ignore[override]
         """True when the prompt lets the model leave irrelevant passages out."""
-        return getattr(self.prompt, "expect_all", True) is False
+        return prompt_judges_relevance(self.prompt)
 
-    def __repr__(self) -> str:
-        return (
-            f"TDPartRanker(prompt={getattr(self.prompt, 'name', type(self.prompt).__name__)!r}, "
-            f"block_size={self.block_size}, sort_depth={self.sort_depth})"
-        )
-
-    def to_config(self) -> dict[str, Any]:
-        """JSON-able settings (the LLM by its own ``to_config``, if any)."""
+    def _own(self) -> dict[str, Any]:
         return {
-            "type": "tdpart",
-            "prompt": getattr(self.prompt, "name", type(self.prompt).__name__),
             "block_size": self.block_size,
             "sort_depth": self.sort_depth,
-            "max_passage_tokens": self.max_passage_tokens,
-            "id_style": self.id_style,
-            "strict": self.strict,
-            "llm": self._llm_config(),
         }
 
     def _read(
         self, outcome: Completion | LLMError, block: list[int], book: CallBook, usage: Usage
     ) -> tuple[list[int], set[int]]:
         """The block's new order and the members the answer listed (shown order on failure)."""
-        m = len(block)
-        if isinstance(outcome, LLMError):
-            book.error(outcome, f"a block of {m}")
+        parsed = read_answer(self.prompt, outcome, len(block), book, usage)
+        if parsed is None:
             return list(block), set()
-        try:
-            parsed = self.prompt.parse(outcome, m, strict=self.strict)
-        except ParseError:
-            if self.strict:
-                raise
-            book.unusable_answer("unparsable answer")
-            return list(block), set()
-        except Exception as exc:  # noqa: BLE001 - a custom prompt's bug must not lose documents
-            book.unusable_answer(f"prompt parse failed: {type(exc).__name__}: {exc}")
-            return list(block), set()
-        listed: list[int] = []
-        for p in parsed.listed:
-            if isinstance(p, int) and not isinstance(p, bool) and 0 <= p < m and p not in listed:
-                listed.append(p)
-        repaired = parsed.repaired or len(listed) != len(parsed.listed)
-        if not listed and repaired:
-            book.unusable_answer(f"the answer names none of the {m} passages: {outcome.text[:80]!r}")
-            return list(block), set()
-        if repaired:
-            usage.parse_repairs += 1
+        listed = parsed.listed
         seen = set(listed)
         order = [block[p] for p in listed] + [x for p, x in enumerate(block) if p not in seen]
         return order, {block[p] for p in listed}
 
     def _blocks(
-        self, query: str, texts: Sequence[str], blocks: list[list[int]], book: CallBook, usage: Usage
+        self,
+        request: Callable[..., LLMRequest],
+        blocks: list[list[int]],
+        book: CallBook,
+        usage: Usage,
     ) -> Any:
-        outcomes = yield [self.prompt.build(query, [texts[i] for i in b]) for b in blocks]
+        outcomes = yield [request(b) for b in blocks]
         return [self._read(o, b, book, usage) for o, b in zip(outcomes, blocks)]
 
-    def _plan(self, query: str, cands: list[Candidate], usage: Usage) -> Plan[Scored]:
+    def _plan(self, query: str, cands: list[Candidate], usage: Usage) -> Plan[Result]:
         n = len(cands)
-        texts = [c.text for c in cands]
+        request = bind_prompt(self.prompt, query, [c.text for c in cands])
         w, d = self.block_size, self.sort_depth
         book = CallBook(usage, strict=self.strict, log=log, what="tdpart")
         listed_last = [False] * n
         cur = list(range(n))
         settled: list[list[int]] = []  # groups behind the head, best group first
         while True:
-            ((window, listed),) = yield from self._blocks(query, texts, [cur[:w]], book, usage)
+            ((window, listed),) = yield from self._blocks(request, [cur[:w]], book, usage)
             for i in window:
                 listed_last[i] = i in listed
             if len(cur) <= w:
@@ -183,7 +160,7 @@ class TDPartRanker(FamilyRanker):
             rest = cur[w:]
             blocks = [[pivot, *rest[a : a + w - 1]] for a in range(0, len(rest), w - 1)]
             pivot_listed = False
-            for order, got in (yield from self._blocks(query, texts, blocks, book, usage)):
+            for order, got in (yield from self._blocks(request, blocks, book, usage)):
                 p = order.index(pivot)
                 head += order[:p]
                 behind += order[p + 1 :]
@@ -202,8 +179,7 @@ class TDPartRanker(FamilyRanker):
             cur = head
         book.report("those blocks kept the order they were shown in")
         order = cur + [i for group in settled for i in group]
-        if self.judges_relevance:
-            relevance = [1.0 if listed_last[i] else 0.0 for i in order]
-        else:
-            relevance = positional(n)
-        return Scored(order, positional(n), relevance)
+        if self.judges_relevance:  # the two bands of the relevant-only prompts
+            relevant = {i for i in range(n) if listed_last[i]}
+            return scored(order, positional(n), judged(order, relevant))
+        return scored(order, positional(n))

@@ -5,15 +5,25 @@ from __future__ import annotations
 import logging
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from .._family import CallBook, FamilyRanker, Scored, check_int
+from .._family import (
+    CallBook,
+    FamilyRanker,
+    bind_prompt,
+    check_int,
+    resolve_prompt,
+    scored,
+)
 from .._plan import Plan
+from .._ranker import Result
 from .._protocols import WindowPrompt
 from .._subplans import SubPlan, gather
 from .._types import Candidate, Usage
+from ..listwise._prompts import DEFAULT_MAX_QUERY_TOKENS
 from ..llm._adapt import as_backend
+from ..llm._base import LLMRequest
 from ..setwise._ranker import read_pick
 from ._prompt import SelectPrompt
 
@@ -75,8 +85,12 @@ class TourRanker(FamilyRanker):
         seed: seed of the in-group shuffles (``None``: fresh shuffles every ranking).
         prompt: ``None`` (a :class:`SelectPrompt`, asked for exactly ``m`` ids) or a
             :class:`~rerank_rag.WindowPrompt` object (its first ``m`` listed ids advance).
-        id_style: ``"numeric"`` (default) or ``"alpha"`` ids.
-        max_passage_tokens: truncation budget per passage.
+        id_style: ``"numeric"`` or ``"alpha"`` ids (``None``: the prompt's default,
+            numbers).
+        max_passage_tokens: truncation budget per passage (``None``: no truncation).
+        max_query_tokens: truncation budget of the query (``None``: no truncation;
+            default 256, as in the listwise rankers). ``id_style`` and both budgets
+            configure the default prompt; a prompt object carries its own settings.
         strict: raise instead of degrading on a failed call or unusable answer.
 
     Failures: a group whose call fails (transient) or whose answer names no valid id
@@ -91,6 +105,8 @@ class TourRanker(FamilyRanker):
 
     judges_relevance = False
 
+    kind = "tournament"
+
     def __init__(
         self,
         llm: Any,
@@ -100,57 +116,32 @@ class TourRanker(FamilyRanker):
         stages: Sequence[int] | None = None,
         seed: int | None = 0,
         prompt: WindowPrompt | None = None,
-        id_style: str = "numeric",
+        id_style: str | None = None,
         max_passage_tokens: int | None = 300,
+        max_query_tokens: int | None = DEFAULT_MAX_QUERY_TOKENS,
         strict: bool = False,
     ) -> None:
         self.tournaments = check_int("tournaments", tournaments, 1)
         self.block_size = check_int("block_size", block_size, 2)
         if stages is not None:
-            if isinstance(stages, (str, bytes)) or not all(
-                isinstance(s, int) and not isinstance(s, bool) for s in stages
-            ):
-                raise TypeError("stages must be a sequence of ints")
-            stages = list(stages)
+            if isinstance(stages, (str, bytes)) or not hasattr(stages, "__iter__"):
+                raise TypeError(f"stages must be a sequence of ints, got {type(stages).__name__}")
+            stages = [check_int(f"stages[{i}]", s) for i, s in enumerate(stages)]
             if not stages or any(s < 1 for s in stages) or any(a <= b for a, b in zip(stages, stages[1:])):
                 raise ValueError(f"stages must be strictly decreasing positive ints, got {stages}")
         self.stages = stages
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise TypeError(f"seed must be an int or None, got {type(seed).__name__}")
-        self.seed = seed
-        if not isinstance(strict, bool):
-            raise TypeError(f"strict must be a bool, got {type(strict).__name__}")
-        self.strict = strict
-        if prompt is None:
-            self.prompt: Any = SelectPrompt(id_style=id_style, max_passage_tokens=max_passage_tokens)
-        elif callable(getattr(prompt, "build", None)) and callable(getattr(prompt, "parse", None)):
-            self.prompt = prompt
-        else:
-            raise TypeError(f"prompt must be None or a WindowPrompt, got {type(prompt).__name__}")
+        self.seed = None if seed is None else check_int("seed", seed)
+        kw = self._settings(strict, id_style, max_passage_tokens, max_query_tokens)
+        self.prompt: Any = resolve_prompt(prompt, lambda: SelectPrompt(**kw))
         self._select = isinstance(self.prompt, SelectPrompt)
-        self.id_style = id_style
-        self.max_passage_tokens = max_passage_tokens
         self.llm = as_backend(llm)
 
-    def __repr__(self) -> str:
-        return (
-            f"TourRanker(tournaments={self.tournaments}, block_size={self.block_size}, "
-            f"stages={self.stages!r}, seed={self.seed})"
-        )
-
-    def to_config(self) -> dict[str, Any]:
-        """JSON-able settings (the LLM by its own ``to_config``, if any)."""
+    def _own(self) -> dict[str, Any]:
         return {
-            "type": "tournament",
             "tournaments": self.tournaments,
             "block_size": self.block_size,
             "stages": self.stages,
             "seed": self.seed,
-            "prompt": getattr(self.prompt, "name", type(self.prompt).__name__),
-            "id_style": self.id_style,
-            "max_passage_tokens": self.max_passage_tokens,
-            "strict": self.strict,
-            "llm": self._llm_config(),
         }
 
     def schedule(self, n: int) -> list[int]:
@@ -167,9 +158,14 @@ class TourRanker(FamilyRanker):
     # ------------------------------------------------------------------ one tournament
 
     def _tournament(
-        self, t: int, query: str, texts: Sequence[str], book: CallBook, usage: Usage, base: int
+        self,
+        t: int,
+        n: int,
+        request: Callable[..., LLMRequest],
+        book: CallBook,
+        usage: Usage,
+        base: int,
     ) -> SubPlan[list[int]]:
-        n = len(texts)
         points = [0] * n
         pool = list(range(n))
         for stage, nxt in enumerate(self.schedule(n)):
@@ -186,7 +182,10 @@ class TourRanker(FamilyRanker):
                     members = list(group)
                     rng.shuffle(members)
                     shown.append((members, m))
-            requests = [self._build(query, [texts[i] for i in members], m) for members, m in shown]
+            if self._select:
+                requests = [request(members, m) for members, m in shown]
+            else:
+                requests = [request(members) for members, _ in shown]
             outcomes = (yield requests) if requests else []
             for (members, m), outcome in zip(shown, outcomes):
                 for i in self._winners(outcome, members, m, book, usage):
@@ -197,11 +196,6 @@ class TourRanker(FamilyRanker):
             pool = sorted(pool, key=lambda i: (-points[i], i))[:nxt]
         return points
 
-    def _build(self, query: str, passages: list[str], m: int) -> Any:
-        if self._select:
-            return self.prompt.build(query, passages, picks=m)
-        return self.prompt.build(query, passages)
-
     def _winners(self, outcome: Any, members: list[int], m: int, book: CallBook, usage: Usage) -> list[int]:
         parsed = read_pick(self.prompt, outcome, len(members), book, usage)
         if parsed is None:  # fallback: the candidates retrieved first advance
@@ -211,17 +205,17 @@ class TourRanker(FamilyRanker):
             usage.parse_repairs += 1  # fewer than asked: only those advance
         return [members[p] for p in listed]
 
-    def _plan(self, query: str, cands: list[Candidate], usage: Usage) -> Plan[Scored]:
+    def _plan(self, query: str, cands: list[Candidate], usage: Usage) -> Plan[Result]:
         n = len(cands)
-        texts = [c.text for c in cands]
+        request = bind_prompt(self.prompt, query, [c.text for c in cands])
         book = CallBook(usage, strict=self.strict, log=log, what="tournament")
         base = self.seed if self.seed is not None else random.randrange(2**62)
         per = yield from gather(
-            [self._tournament(t, query, texts, book, usage, base) for t in range(self.tournaments)]
+            [self._tournament(t, n, request, book, usage, base) for t in range(self.tournaments)]
         )
         book.report("those groups advanced their candidates retrieved first")
         total = [sum(p[i] for p in per) for i in range(n)]
         order = sorted(range(n), key=lambda i: (-total[i], i))
         stages = max(1, len(self.schedule(n)))
         top = self.tournaments * stages
-        return Scored(order, [float(total[i]) for i in order], [total[i] / top for i in order])
+        return scored(order, [float(total[i]) for i in order], [total[i] / top for i in order])
