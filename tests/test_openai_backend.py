@@ -541,3 +541,32 @@ def test_copy_and_pickle_rebuild_clients_and_keep_the_cache():
             clone.close()
         llm.close()
         assert len(srv.requests) == 3
+
+
+def test_asyncio_run_in_a_script_leaves_no_open_connection(tmp_path):
+    # Each asyncio.run() makes a new loop with its own async client; 0.1.0 left each of
+    # those clients' sockets open ("unclosed transport", and "Task exception was never
+    # retrieved" when collected later). The client now closes with its loop.
+    import subprocess
+
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import asyncio, gc\n"
+        "from rerank_rag.testing import ChatServer\n"
+        "from rerank_rag.llm import OpenAICompatibleLLM\n"
+        "from rerank_rag import ListwiseRanker\n"
+        "with ChatServer(lambda b: '[2] > [1]') as srv:\n"
+        "    llm = OpenAICompatibleLLM('m', base_url=srv.base_url, api_key='x')\n"
+        "    ranker = ListwiseRanker(llm)\n"
+        "    for _ in range(3):\n"
+        "        assert asyncio.run(ranker.arank('q', ['a', 'b', 'c'])).order == (1, 0, 2)\n"
+        "    async def explicit():\n"
+        "        await llm.acomplete('hi')\n"
+        "        await llm.aclose()\n"
+        "    asyncio.run(explicit())\n"
+        "    gc.collect()\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-X", "dev", str(script)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+    assert "unclosed" not in out.stderr and "never retrieved" not in out.stderr, out.stderr[-2000:]

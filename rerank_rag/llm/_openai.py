@@ -30,6 +30,7 @@ Design points:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -98,6 +99,34 @@ class _Secret:
 
 def _estimate_tokens(text: str) -> int:
     return max(1, (len(text) + 3) // 4) if text else 0
+
+
+async def _closer(client: Any, registry: Any, loop: asyncio.AbstractEventLoop) -> Any:
+    try:
+        yield
+    finally:  # the loop is shutting down (asyncio.run), or aclose() already ran
+        if registry.get(loop, (None,))[0] is client:
+            registry.pop(loop, None)
+            with contextlib.suppress(Exception):
+                await client.close()
+
+
+def _close_with_the_loop(loop: asyncio.AbstractEventLoop, client: Any, registry: Any) -> Any:
+    """Close a per-loop async client when its loop shuts down.
+
+    ``asyncio.run`` finalises every live async generator (``loop.shutdown_asyncgens``)
+    before it closes the loop; a started generator holding the client closes it there,
+    so ``asyncio.run(ranker.arank(...))`` in a script leaves no open connection behind
+    (without it every such loop leaked its sockets: "unclosed transport" warnings and
+    "Task exception was never retrieved" errors when they were collected later)."""
+    agen = _closer(client, registry, loop)
+
+    async def start() -> None:
+        with contextlib.suppress(StopAsyncIteration):
+            await agen.__anext__()
+
+    loop.create_task(start())
+    return agen  # kept alive with the client: the loop holds generators weakly
 
 
 class OpenAICompatibleLLM:
@@ -269,11 +298,12 @@ class OpenAICompatibleLLM:
     def _async_client(self) -> Any:
         loop = asyncio.get_running_loop()
         with self._lock:
-            client = self._aclients.get(loop)
-            if client is None:
+            entry = self._aclients.get(loop)
+            if entry is None:
                 client = self._openai.AsyncOpenAI(**self._client_kwargs())
-                self._aclients[loop] = client
-            return client
+                entry = (client, _close_with_the_loop(loop, client, self._aclients))
+                self._aclients[loop] = entry
+            return entry[0]
 
     def close(self) -> None:
         """Close the sync HTTP client (async clients: use :meth:`aclose`)."""
@@ -286,9 +316,9 @@ class OpenAICompatibleLLM:
         """Close the async client of the running loop, and the sync client."""
         loop = asyncio.get_running_loop()
         with self._lock:
-            client = self._aclients.pop(loop, None)
-        if client is not None:
-            await client.close()
+            entry = self._aclients.pop(loop, None)
+        if entry is not None:
+            await entry[0].close()
         self.close()
 
     def __enter__(self) -> Self:
