@@ -10,9 +10,11 @@ Each ranker maps its own evidence:
 ranker                     relevance
 =========================  ==============================================================
 relevant-only prompt       :func:`judged`: candidates the LLM listed get [0.5, 1], those
-(listwise, JointRank)      it left out get [0, 0.5) (listwise: the last window that saw
-                           the candidate decides; JointRank: listed in more than half of
-                           the blocks that held it and were answered)
+(listwise, JointRank,      it left out get [0, 0.5) (listwise, TDPart: the last window
+TDPart)                    that saw the candidate decides; JointRank: listed in more than
+                           half of the blocks that held it and were answered)
+pairwise, setwise,         each ranker documents its mapping (see docs/rankers.md); the
+TourRank                   positional ones say ``judges_relevance = False``
 LLM yes/no                 :func:`from_log_odds`: P(yes) = sigmoid(log P(yes) - log P(no));
                            a failed call gets 0
 MiniLM / bi-encoder        :func:`from_cosine`: a fixed logistic map of the cosine,

@@ -7,7 +7,9 @@ import subprocess
 import sys
 
 HEAVY = ("openai", "numpy", "torch", "pydantic", "langchain_core", "llama_index", "haystack",
-         "onnxruntime", "sentence_transformers", "rank_bm25", "tiktoken", "httpx", "asyncio")
+         "onnxruntime", "sentence_transformers", "rank_bm25", "tiktoken", "httpx", "asyncio",
+         "bm25s", "Stemmer", "onnx", "fastapi", "starlette", "uvicorn", "prometheus_client", "ray",
+         "mcp", "cohere", "yaml")
 
 
 def _probe(code: str) -> dict:
