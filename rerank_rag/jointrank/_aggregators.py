@@ -219,21 +219,31 @@ def win_rate(comparisons: ComparisonsLike, n: int | None = None) -> list[float]:
 
     Score = mean over the opponents an item met of ``W[i,j] / (W[i,j] + W[j,i])``, in
     [0, 1] (not wins / games: every opponent weighs the same).
+
+    Computed from the per-item win and loss counts (a pair compared once adds a share
+    of 1 or 0 and one opponent) plus a correction for the few pairs compared more than
+    once (:meth:`Comparisons.repeated`), so the cost is ``O(r·n)`` plus the repeated
+    pairs, not one dictionary entry per comparison.
     """
     c = _as_comparisons(comparisons, n)
-    beats, rev = c.beats, _reverse(c)
-    out = []
-    for i in range(c.n):
-        won, lost = beats[i], rev[i]
-        opp = set(won) | set(lost)
-        if not opp:
-            out.append(0.5)
-            continue
-        tot = 0.0
-        for j in opp:
-            a = won.get(j, 0)
-            tot += a / (a + lost.get(j, 0))
-        out.append(tot / len(opp))
+    wins, losses = c.wins, c.losses
+    whole = list(wins)  # the integer part of each item's sum of shares
+    part = [0.0] * c.n  # the fractional part (shares of split pairs)
+    opp = [w + l for w, l in zip(wins, losses)]
+    for x, y, a, b in c.repeated():
+        t = a + b
+        opp[x] -= t - 1
+        opp[y] -= t - 1
+        if a and b:  # a split pair: shares a/t and b/t instead of a and b wins
+            whole[x] -= a
+            whole[y] -= b
+            part[x] += a / t
+            part[y] += b / t
+        elif a:
+            whole[x] -= a - 1
+        else:
+            whole[y] -= b - 1
+    out = [(w + f) / o if o else 0.5 for w, f, o in zip(whole, part, opp)]
     return _finish(out, c.compared(), 0.5)
 
 
@@ -271,19 +281,23 @@ def copeland(
     """Copeland score: pairwise majorities won minus lost (a tied pair counts 0).
 
     ``normalize=True`` (default) divides by the number of opponents met, giving a
-    value in [-1, 1]; ``normalize=False`` returns the raw count.
+    value in [-1, 1]; ``normalize=False`` returns the raw count. Computed like
+    :func:`win_rate`: wins minus losses, corrected for the pairs compared more than once.
     """
     c = _as_comparisons(comparisons, n)
-    beats, rev = c.beats, _reverse(c)
-    out = []
-    for i in range(c.n):
-        won, lost = beats[i], rev[i]
-        opp = set(won) | set(lost)
-        s = 0
-        for j in opp:
-            a, b = won.get(j, 0), lost.get(j, 0)
-            s += (a > b) - (a < b)
-        out.append(s / len(opp) if normalize and opp else float(s))
+    wins, losses = c.wins, c.losses
+    raw = [w - l for w, l in zip(wins, losses)]
+    opp = [w + l for w, l in zip(wins, losses)]
+    for x, y, a, b in c.repeated():
+        opp[x] -= a + b - 1
+        opp[y] -= a + b - 1
+        s = (a > b) - (a < b)
+        raw[x] -= a - b - s
+        raw[y] -= b - a + s
+    if normalize:
+        out = [r / o if o else 0.0 for r, o in zip(raw, opp)]
+    else:
+        out = [float(r) for r in raw]
     return _finish(out, c.compared(), 0.0)
 
 
@@ -372,10 +386,16 @@ def elo(
     """
     c = _as_comparisons(comparisons, n)
     r = [float(initial)] * c.n
-    for w, l in c.pairs():
-        delta = k_factor / (1.0 + base ** ((r[w] - r[l]) / scale))
-        r[w] += delta
-        r[l] -= delta
+    for order, n_listed in c.rankings:
+        m = len(order)
+        for p in range(min(n_listed, m - 1)):
+            w = order[p]
+            rw = r[w]
+            for l in order[p + 1 :]:
+                delta = k_factor / (1.0 + base ** ((rw - r[l]) / scale))
+                rw += delta
+                r[l] -= delta
+            r[w] = rw
     return _finish(r, c.compared(), float(initial))
 
 
