@@ -140,6 +140,10 @@ def bench_pathological() -> None:
         "25k 'a > '": "a > " * 25_000,
         "'[1 , , ...' x 50": ("[1" + " ," * 100) * 50,
         "10k circled digits": "\u2460" * 10_000,
+        # issue 10: quadratic / cubic in 0.1.0 (about 3 minutes and 85 s)
+        "150k <think>, other close": "<think>" * 150_000 + "</reasoning>",
+        "'passage' + 600 spaces": "passage" + " " * 600 + "x",
+        "1 MB spaces after label": "Passage" + " " * 1_000_000 + "x",
     }
     worst = 0.0
     for label, text in cases.items():
@@ -147,7 +151,7 @@ def bench_pathological() -> None:
         for style in ("numeric", "alpha"):
             parse_permutation(text, 20, id_style=style)
         worst = max(worst, time.process_time() - c0)
-        print(f"  {label:<22} ({len(text):>7,} chars): {(time.process_time() - c0) * 1000:6.1f} ms")
+        print(f"  {label:<26} ({len(text):>9,} chars): {(time.process_time() - c0) * 1000:6.1f} ms")
     print(f"  worst: {worst * 1000:.1f} ms (both id styles)")
 
 

@@ -16,6 +16,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._errors import (
+    CacheError,
     LLMConfigurationError,
     LLMConnectionError,
     LLMError,
@@ -54,6 +55,16 @@ _LAZY: dict[str, str] = {
     "get_prompt": "rerank_rag.listwise",
     # JointRank
     "JointRanker": "rerank_rag.jointrank",
+    # pairwise, setwise, tournament, top-down partitioning
+    "PairwiseRanker": "rerank_rag.pairwise",
+    "SetwiseRanker": "rerank_rag.setwise",
+    "PickBestPrompt": "rerank_rag.setwise",
+    "TourRanker": "rerank_rag.tournament",
+    "TDPartRanker": "rerank_rag.tdpart",
+    # composable wrappers over any ranker
+    "DynamicCutoff": "rerank_rag.compose",
+    "FirstStageFusion": "rerank_rag.compose",
+    "FirstStageEvidence": "rerank_rag.compose",
     # pointwise
     "PointwiseRanker": "rerank_rag.pointwise",
     "BM25Scorer": "rerank_rag.pointwise",
@@ -86,6 +97,7 @@ __all__ = [
     "WindowParse",
     "WindowPrompt",
     "as_candidates",
+    "CacheError",
     "LLMConfigurationError",
     "LLMConnectionError",
     "LLMError",
@@ -101,6 +113,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .compose import DynamicCutoff, FirstStageEvidence, FirstStageFusion
     from .decompose import DecomposeRetrieveRerank, Decomposer, RetrievalError
     from .jointrank import JointRanker
     from .listwise import (
@@ -117,6 +130,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from .llm._openai import OpenAICompatibleLLM
     from .llm._retry import RetryPolicy
     from .local._server import LocalLLMServer
+    from .pairwise import PairwiseRanker
+    from .setwise import PickBestPrompt, SetwiseRanker
+    from .tdpart import TDPartRanker
+    from .tournament import TourRanker
     from .retrievers import BM25Retriever, as_retriever
     from .pointwise import (
         BiEncoderScorer,

@@ -13,6 +13,7 @@ __all__ = [
     "LLMConfigurationError",
     "ParseError",
     "RankingFailedError",
+    "CacheError",
     "MissingDependencyError",
 ]
 
@@ -72,6 +73,14 @@ class ParseError(RerankRagError):
 
 class RankingFailedError(RerankRagError):
     """A ranking could not be completed and the caller asked for strictness."""
+
+
+class CacheError(RerankRagError):
+    """A response cache cannot be opened (e.g. a damaged SQLite file); names the path.
+
+    Failures of a cache already in use never raise: the backend logs one WARNING and
+    goes on without the cache.
+    """
 
 
 class MissingDependencyError(ImportError, RerankRagError):

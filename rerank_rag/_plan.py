@@ -34,7 +34,7 @@ Plan = Generator[Sequence[LLMRequest], list[Outcome], T]
 def _as_llm_error(exc: BaseException) -> LLMError:
     if isinstance(exc, LLMError):
         return exc
-    err = LLMError(f"LLM call failed: {type(exc).__name__}: {exc}")
+    err = LLMError(f"{type(exc).__name__}: {exc}")
     err.__cause__ = exc
     return err
 

@@ -14,17 +14,55 @@ candidate: no model call), times the call, checks that the result is a permutati
 
 from __future__ import annotations
 
+import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
+from ._errors import LLMError
 from ._plan import Plan, arun_plan, run_plan
 from ._types import Candidate, CandidateLike, Ranking, Usage, as_candidates, check_top_n
 from .llm._base import LLMBackend
 
-__all__ = ["BaseRanker", "PlanRanker", "check_query", "finish_ranking"]
+__all__ = [
+    "BaseRanker",
+    "PlanRanker",
+    "check_query",
+    "finish_ranking",
+    "raise_if_permanent",
+    "warn_degraded",
+]
 
 Result = tuple[Sequence[int], Sequence[float]]
+
+
+def raise_if_permanent(outcome: object) -> None:
+    """Raise ``outcome`` if it is a non-transient :class:`~rerank_rag.LLMError`.
+
+    The error policy of every ranker: an :class:`~rerank_rag.LLMConfigurationError`
+    (wrong key, wrong URL, unknown model) can never succeed, so it is raised as is,
+    never fallen back from, whatever ``strict`` says.
+    """
+    if isinstance(outcome, LLMError) and not outcome.transient:
+        raise outcome
+
+
+def warn_degraded(
+    logger: logging.Logger, who: str, failures: Sequence[str], total: int, unit: str, fallback: str
+) -> None:
+    """Log the transient failures of one ranking once, at WARNING (nothing if none)."""
+    if not failures:
+        return
+    logger.warning(
+        "%s: %d of %d %s fell back to %s after a transient failure (first: %s); "
+        "counted in ranking.usage.fallbacks",
+        who,
+        len(failures),
+        total,
+        unit,
+        fallback,
+        failures[0],
+    )
 
 
 def check_query(query: object) -> str:

@@ -8,6 +8,8 @@ sequence. Callers map back by position, never by text.
 from __future__ import annotations
 
 import math
+import numbers
+import operator
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, Protocol, TypeVar, Union, runtime_checkable
@@ -19,6 +21,7 @@ __all__ = [
     "Usage",
     "Ranker",
     "as_candidates",
+    "check_int",
     "check_top_n",
 ]
 
@@ -48,55 +51,114 @@ class Candidate:
 CandidateLike = Union[Candidate, str, Mapping[str, Any]]
 
 
+def _check_id(i: int, cid: Any) -> str | None:
+    if cid is None or isinstance(cid, str):
+        return cid
+    if isinstance(cid, int) and not isinstance(cid, bool):
+        return str(cid)
+    raise TypeError(f"candidate {i} has an id of type {type(cid).__name__}; expected str or int")
+
+
+def _check_metadata(i: int, metadata: Any) -> Mapping[str, Any]:
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, Mapping):
+        raise TypeError(
+            f"candidate {i} has metadata of type {type(metadata).__name__}; expected a mapping"
+        )
+    return metadata
+
+
+def _check_score(i: int, score: Any) -> float | None:
+    if score is None:
+        return None
+    if isinstance(score, bool) or not isinstance(score, numbers.Real):
+        raise TypeError(
+            f"candidate {i} has a score of type {type(score).__name__}; expected a number"
+        )
+    value = float(score)
+    if math.isnan(value):
+        raise ValueError(f"candidate {i} has a NaN score")
+    return value
+
+
 def as_candidates(candidates: Sequence[CandidateLike] | Iterator[CandidateLike]) -> list[Candidate]:
     """Validate and normalise a candidate list.
 
+    One rule: a value of the wrong *type* raises ``TypeError``, a value of the right
+    type that cannot be used raises ``ValueError``; both name the candidate's index.
+
     Raises:
-        TypeError: if ``candidates`` is a single string instead of a sequence.
-        ValueError: naming the index of the first candidate whose text is ``None``
-            or not a string.
+        TypeError: ``candidates`` is a single string; a candidate is not a ``str``,
+            :class:`Candidate` or mapping (``None`` included); its text is not a string;
+            its ``id`` is not a str or int; its ``metadata`` is not a mapping; its
+            ``score`` is not a number.
+        ValueError: a mapping without a ``"text"`` key; a NaN score.
     """
     if isinstance(candidates, (str, bytes)):
         raise TypeError("candidates must be a sequence of passages, not a single string")
     out: list[Candidate] = []
     for i, c in enumerate(candidates):
         if isinstance(c, Candidate):
-            cand = c
+            text, cid, metadata, score = c.text, c.id, c.metadata, c.score
         elif isinstance(c, str):
-            cand = Candidate(text=c)
+            out.append(Candidate(text=c))
+            continue
         elif isinstance(c, Mapping):
             if "text" not in c:
                 raise ValueError(f"candidate {i} is a mapping without a 'text' key")
-            cid = c.get("id")
-            cand = Candidate(
-                text=c["text"],
-                id=None if cid is None else str(cid),
-                metadata=c.get("metadata") or {},
-                score=c.get("score"),
-            )
-        elif c is None:
-            raise ValueError(f"candidate {i} is None; expected a string or Candidate")
+            text, cid, metadata, score = c["text"], c.get("id"), c.get("metadata"), c.get("score")
         else:
-            raise ValueError(
-                f"candidate {i} has type {type(c).__name__}; expected str, Candidate or a mapping with 'text'"
+            raise TypeError(
+                f"candidate {i} has type {type(c).__name__}; expected str, Candidate or a "
+                "mapping with 'text'"
             )
-        if not isinstance(cand.text, str):
-            raise ValueError(
-                f"candidate {i} has text of type {type(cand.text).__name__}; text must be a string"
+        if not isinstance(text, str):
+            raise TypeError(
+                f"candidate {i} has text of type {type(text).__name__}; text must be a string"
             )
+        cand = Candidate(
+            text=text,
+            id=_check_id(i, cid),
+            metadata=_check_metadata(i, metadata),
+            score=_check_score(i, score),
+        )
+        if isinstance(c, Candidate) and cand == c:
+            cand = c  # keep the caller's object when nothing changed
         out.append(cand)
     return out
 
 
+def check_int(name: str, value: Any, minimum: int | None = None) -> int:
+    """``value`` as a plain ``int``: any integer type (``numpy.int64`` too, through
+    ``operator.index``), never a bool or a float. Wrong type -> ``TypeError``; below
+    ``minimum`` -> ``ValueError``. The one rule for every integer parameter."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, got bool")
+    try:
+        out = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}") from None
+    if minimum is not None and out < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {out}")
+    return out
+
+
 def check_top_n(top_n: int | None, n: int) -> int:
-    """Return how many results to keep; ``None`` means all. ``top_n <= 0`` raises."""
+    """Return how many results to keep; ``None`` means all. ``top_n <= 0`` raises.
+
+    Any integer type is accepted (``numpy.int64`` too); bools and floats are not."""
     if top_n is None:
         return n
-    if isinstance(top_n, bool) or not isinstance(top_n, int):
-        raise TypeError(f"top_n must be an int or None, got {type(top_n).__name__}")
-    if top_n <= 0:
-        raise ValueError(f"top_n must be positive, got {top_n}")
-    return min(top_n, n)
+    if isinstance(top_n, bool):
+        raise TypeError("top_n must be an int or None, got bool")
+    try:
+        k = operator.index(top_n)
+    except TypeError:
+        raise TypeError(f"top_n must be an int or None, got {type(top_n).__name__}") from None
+    if k <= 0:
+        raise ValueError(f"top_n must be positive, got {k}")
+    return min(k, n)
 
 
 @dataclass(slots=True)
@@ -116,6 +178,13 @@ class Usage:
         failed_calls: LLM requests that ended in an error after the backend's retries.
         parse_repairs: responses that needed repair (missing ids appended, duplicates
             or out-of-range ids dropped).
+        resends: requests a ranker sent again because the answer was unusable (JointRank
+            block retries; they are also counted in ``llm_calls``). Errors the backend
+            already retried (429, 5xx, timeouts) are never re-sent by a ranker.
+        kept: results kept by a dynamic cut-off
+            (:class:`~rerank_rag.compose.DynamicCutoff`); 0 when no cut-off ran.
+
+    Requests that reached the backend in all: ``llm_calls + retries``.
     """
 
     llm_calls: int = 0
@@ -128,6 +197,8 @@ class Usage:
     fallbacks: int = 0
     failed_calls: int = 0
     parse_repairs: int = 0
+    resends: int = 0
+    kept: int = 0
 
     @property
     def total_tokens(self) -> int:

@@ -31,7 +31,7 @@ else
     "$PY" -m pip install -q -e ".[all]"
   else
     "$PY" -m pip install -q -e ".[all,sentence-transformers,dev]" \
-      -e integrations/langchain -e integrations/llama-index -e integrations/haystack
+      -e "integrations/langchain[test]" -e integrations/llama-index -e integrations/haystack
   fi
   echo "$digest" > "$stamp"
   echo "[setup] installed in $(( $(date +%s) - start )) s"

@@ -297,3 +297,155 @@ def test_cached_llm_over_openai_backend_with_threads():
         assert all(c.cached for c in again) and len(srv.requests) == before
         assert llm.max_concurrency == 4
         inner.close()
+
+
+# -- identities, exact keys, failing caches (issue 10, items 2, 3, 7) ------------------------
+
+
+class _PlainBackend:
+    """A custom backend with no cache_identity() and no to_config()."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+
+    def complete(self, messages, **params):
+        return Completion(text=f"answer of {self.model}")
+
+    async def acomplete(self, messages, **params):
+        return self.complete(messages, **params)
+
+
+def test_a_backend_that_cannot_be_told_apart_is_refused_or_needs_an_identity():
+    cache = MemoryCache()
+    with pytest.raises(TypeError, match="cache_identity"):
+        CachedLLM(_PlainBackend("model-a"), cache)
+    a = CachedLLM(_PlainBackend("model-a"), cache, identity={"model": "model-a"})
+    b = CachedLLM(_PlainBackend("model-b"), cache, identity={"model": "model-b"})
+    assert a.complete(MSG).text == "answer of model-a"
+    assert b.complete(MSG).text == "answer of model-b"  # not model-a's cached answer
+    assert a.complete(MSG).cached and a.complete(MSG).text == "answer of model-a"
+
+
+def test_to_config_separates_instances_of_one_backend_class():
+    class Configured(_PlainBackend):
+        def to_config(self):
+            return {"model": self.model, "api_key": "sk-secret"}
+
+    cache = MemoryCache()
+    a, b = CachedLLM(Configured("m1"), cache), CachedLLM(Configured("m2"), cache)
+    assert a.complete(MSG).text == "answer of m1" and b.complete(MSG).text == "answer of m2"
+    assert "sk-secret" not in json.dumps(a.cache_identity())
+
+
+def test_parameters_without_a_json_form_never_share_a_key(caplog):
+    class Opaque:
+        def __init__(self, v):
+            self.v = v
+
+    with pytest.raises(TypeError, match="no JSON form"):
+        cache_key({"b": 1}, MSG, {"tool": Opaque(1)})
+    calls = []
+    llm = CachedLLM(FakeLLM(lambda m, **p: (calls.append(p["tool"].v), f"v{p['tool'].v}")[1]), MemoryCache())
+    with caplog.at_level("WARNING", logger="rerank_rag.llm"):
+        assert llm.complete(MSG, tool=Opaque(1)).text == "v1"
+        assert llm.complete(MSG, tool=Opaque(2)).text == "v2"  # not v1's answer
+        assert llm.complete(MSG, tool=Opaque(2)).cached is False  # bypassed, not cached
+    assert calls == [1, 2, 2]
+    assert len([r for r in caplog.records if "bypass" in r.getMessage()]) == 1
+
+
+def test_mixed_type_logit_bias_keys_are_keyed_like_the_request_sends_them():
+    ident = {"b": 1}
+    mixed = cache_key(ident, MSG, {"logit_bias": {42: 5, "43": -1}})
+    assert mixed == cache_key(ident, MSG, {"logit_bias": {"42": 5, 43: -1}})
+    assert mixed != cache_key(ident, MSG, {"logit_bias": {42: 5, "43": -2}})
+    assert cache_key(ident, MSG, {"stop": ("\n",)}) == cache_key(ident, MSG, {"stop": ["\n"]})
+    assert cache_key(ident, MSG, {"x": 1}) != cache_key(ident, MSG, {"x": "1"})
+    assert cache_key(ident, MSG, {"x": b"\xff"}) != cache_key(ident, MSG, {"x": "\ufffd"})
+
+
+def test_a_cached_null_text_is_empty_not_the_string_none():
+    cache = MemoryCache()
+    llm = CachedLLM(FakeLLM(lambda m: "fresh"), cache)
+    cache.set(llm.key(MSG, {}), {"text": None, "prompt_tokens": 3, "completion_tokens": 0})
+    hit = llm.complete(MSG)
+    assert hit.cached and hit.text == ""
+    cache.set(llm.key(MSG, {"seed": 1}), {"text": 7})  # damaged entry: a miss
+    assert llm.complete(MSG, seed=1).text == "fresh"
+
+
+class _BrokenCache:
+    def __init__(self, fail_get=True, fail_set=True):
+        self.fail_get, self.fail_set, self.calls = fail_get, fail_set, 0
+
+    def get(self, key):
+        self.calls += 1
+        if self.fail_get:
+            raise sqlite3.OperationalError("database is locked")
+        return None
+
+    def set(self, key, value):
+        self.calls += 1
+        if self.fail_set:
+            raise OSError(28, "No space left on device")
+
+
+@pytest.mark.parametrize("fail_get", [True, False])
+def test_a_failing_cache_degrades_to_no_cache_never_to_no_ranking(fail_get, caplog):
+    from rerank_rag.listwise import ListwiseRanker
+
+    cache = _BrokenCache(fail_get=fail_get)
+    llm = CachedLLM(FakeLLM(lambda m: "[2] > [1]"), cache)
+    with caplog.at_level("WARNING", logger="rerank_rag"):
+        r1 = ListwiseRanker(llm, window_size=3, step=1).rank("q", ["a", "b", "c", "d"])
+        r2 = asyncio.run(ListwiseRanker(llm, window_size=3, step=1).arank("q", ["a", "b", "c", "d"]))
+    expected = ListwiseRanker(FakeLLM(lambda m: "[2] > [1]"), window_size=3, step=1).rank(
+        "q", ["a", "b", "c", "d"]
+    )
+    for r in (r1, r2):
+        assert r.order == expected.order
+        assert r.usage.failed_calls == 0 and r.usage.fallbacks == 0 and r.usage.llm_calls == expected.usage.llm_calls
+    warnings = [rec.getMessage() for rec in caplog.records if rec.levelname == "WARNING"]
+    assert len(warnings) == 1 and "continuing without it" in warnings[0]
+    assert cache.calls == (1 if fail_get else 2)  # after its first failure it is left alone
+
+
+def test_a_locked_sqlite_cache_degrades_with_one_warning(tmp_path, caplog):
+    pytest.importorskip("openai")
+    from rerank_rag.llm import OpenAICompatibleLLM
+    from rerank_rag.testing import ChatServer
+
+    path = tmp_path / "cache.sqlite"
+    SQLiteCache(path).close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("PRAGMA journal_mode=DELETE")
+    holder.execute("BEGIN EXCLUSIVE")  # another process holds the write lock
+    try:
+        with ChatServer(lambda b: "fine") as srv:
+            llm = OpenAICompatibleLLM("m", base_url=srv.base_url, cache=_LockedSQLite(path))
+            with caplog.at_level("WARNING", logger="rerank_rag.llm"):
+                outs = [llm.complete(MSG).text for _ in range(3)]
+            llm.close()
+            assert outs == ["fine"] * 3 and len(srv.requests) == 3
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "cache.sqlite" in warnings[0] and "locked" in warnings[0]
+
+
+def _LockedSQLite(path):
+    """An SQLiteCache opened before the lock was taken, with a short lock timeout."""
+    cache = SQLiteCache.__new__(SQLiteCache)
+    cache.path, cache.timeout, cache._lock = str(path), 0.05, threading.Lock()
+    cache._conn = sqlite3.connect(str(path), timeout=0.05, isolation_level=None, check_same_thread=False)
+    return cache
+
+
+def test_a_damaged_cache_file_is_an_error_naming_the_path(tmp_path):
+    from rerank_rag import CacheError
+
+    path = tmp_path / "responses.sqlite"
+    path.write_bytes(b"this is not an sqlite database" * 100)
+    with pytest.raises(CacheError, match="responses.sqlite"):
+        SQLiteCache(path)

@@ -16,8 +16,51 @@ def test_as_candidates_accepts_str_candidate_and_mapping():
 
 @pytest.mark.parametrize("bad, idx", [([None], 0), (["ok", 3], 1), (["a", "b", {"text": None}], 2)])
 def test_bad_text_names_its_index(bad, idx):
-    with pytest.raises(ValueError, match=f"candidate {idx}"):
+    # a value of the wrong type is a TypeError, as for the query
+    with pytest.raises(TypeError, match=f"candidate {idx}"):
         as_candidates(bad)
+
+
+@pytest.mark.parametrize(
+    "bad, error, what",
+    [
+        ({"text": "a", "metadata": ["not", "a", "mapping"]}, TypeError, "metadata"),
+        ({"text": "a", "score": "0.9"}, TypeError, "score"),
+        ({"text": "a", "score": True}, TypeError, "score"),
+        ({"text": "a", "score": float("nan")}, ValueError, "NaN score"),
+        ({"text": "a", "id": ["x"]}, TypeError, "id"),
+        (Candidate("a", metadata="oops"), TypeError, "metadata"),  # type: ignore[arg-type]
+        (Candidate("a", score="high"), TypeError, "score"),  # type: ignore[arg-type]
+    ],
+)
+def test_candidate_metadata_score_and_id_are_validated(bad, error, what):
+    with pytest.raises(error, match=f"candidate 1 .*{what}|candidate 1 has a {what}"):
+        as_candidates(["ok", bad])
+
+
+def test_valid_candidate_fields_are_normalised():
+    import fractions
+
+    cands = as_candidates([{"text": "a", "score": 3, "metadata": None, "id": 7},
+                           Candidate("b", score=fractions.Fraction(1, 2))])
+    assert cands[0].score == 3.0 and isinstance(cands[0].score, float)
+    assert cands[0].metadata == {} and cands[0].id == "7" and cands[1].score == 0.5
+    same = Candidate("c", id="x", metadata={"k": 1}, score=0.5)
+    assert as_candidates([same])[0] is same
+
+
+def test_query_and_candidates_follow_one_type_value_rule():
+    from rerank_rag import FakeLLM, ListwiseRanker
+
+    ranker = ListwiseRanker(FakeLLM())
+    with pytest.raises(TypeError, match="query"):
+        ranker.rank(3, ["a", "b"])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="query"):
+        ranker.rank("  ", ["a", "b"])
+    with pytest.raises(TypeError, match="candidate 0"):
+        ranker.rank("q", [3, "b"])  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="candidate 0"):
+        ranker.rank("q", [{"content": "x"}, "b"])
 
 
 def test_mapping_without_text_is_rejected():
@@ -39,6 +82,17 @@ def test_top_n_rules():
             check_top_n(bad, 5)
     with pytest.raises(TypeError):
         check_top_n(2.0, 5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        check_top_n(True, 5)  # type: ignore[arg-type]
+
+
+def test_top_n_accepts_any_integer_type():
+    np = pytest.importorskip("numpy")
+    assert check_top_n(np.int64(2), 5) == 2 and type(check_top_n(np.int64(2), 5)) is int
+    from rerank_rag import FakeLLM, ListwiseRanker
+
+    r = ListwiseRanker(FakeLLM(lambda m: "[2] > [1]")).rank("q", ["a", "b", "c"], top_n=np.int32(2))
+    assert len(r) == 2
 
 
 def test_ranking_from_scores_sorts_and_breaks_ties_by_input_order():

@@ -170,8 +170,8 @@ def test_no_relevant_snippets_is_not_a_failure():
     assert res.usage.fallbacks == 0 and res.usage.llm_calls == 4 and res.usage.depth == 1
 
 
-def test_failed_blocks_are_retried_alone_in_another_round():
-    # the first attempt of each block holding candidate 0 times out (2 blocks, r = 2)
+def test_unusable_answers_are_resent_alone_in_another_round():
+    # the first answer of each block holding candidate 0 is garbage (2 blocks, r = 2)
     n = 40
     rel = shuffled_relevance(n, 6)
     attempts: dict[tuple[int, ...], int] = {}
@@ -184,16 +184,73 @@ def test_failed_blocks_are_retried_alone_in_another_round():
             attempts[key] = attempts.get(key, 0) + 1
             first = attempts[key] == 1
         if first and 0 in key:
-            raise LLMTimeoutError("slow")
+            return "I would rather not say."
         return good(messages)
 
     llm = FakeLLM(handler)
     res = JointRanker(llm, block_size=10, replicas=2).rank("q", docs(n))
     assert sorted(attempts.values()) == [1] * 6 + [2] * 2
     assert res.usage.depth == 2
-    assert res.usage.llm_calls == 10
-    assert res.usage.failed_calls == 2 and res.usage.fallbacks == 0
+    assert res.usage.llm_calls == 10 and res.usage.resends == 2
+    assert res.usage.failed_calls == 0 and res.usage.fallbacks == 0
     assert rel[res.order[0]] == n - 1
+
+
+def test_failed_calls_are_never_resent(caplog):
+    # the backend already retried a timeout (or a 429, a 5xx): re-sending the block
+    # would multiply its retries, so the block is left out at once
+    n = 40
+    rel = shuffled_relevance(n, 6)
+    good = perfect_llm(rel).handler
+
+    def handler(messages):
+        if 0 in {d for _, d in shown_items(messages)}:
+            raise LLMTimeoutError("slow", attempts=5)
+        return good(messages)
+
+    llm = FakeLLM(handler)
+    with caplog.at_level("WARNING", logger="rerank_rag.jointrank"):
+        res = JointRanker(llm, block_size=10, replicas=2, max_block_retries=2).rank("q", docs(n))
+    assert len(llm.calls) == 8 and res.usage.llm_calls == 8 and res.usage.resends == 0
+    assert res.usage.depth == 1 and res.usage.failed_calls == 2 and res.usage.fallbacks == 2
+    assert res.usage.retries == 2 * 4  # the backend's own retries, reported
+    assert sorted(res.order) == list(range(n))
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "2 of 8 blocks failed" in warnings[0].getMessage()
+    assert warnings[0].getMessage().count("LLM call failed") == 1
+
+
+def test_resends_per_query_are_bounded_by_the_number_of_blocks():
+    calls = []
+
+    def handler(messages):
+        calls.append(1)
+        return "no idea"  # always unusable
+
+    ranker = JointRanker(FakeLLM(handler), block_size=5, replicas=2, max_block_retries=5)
+    res = ranker.rank("q", docs(10))  # 4 blocks
+    assert len(calls) == 8 and res.usage.resends == 4 and res.usage.llm_calls == 8
+    assert res.usage.depth == 2 and res.usage.fallbacks == 4
+    assert res.order == tuple(range(10))
+
+
+def test_configuration_errors_raise_and_are_never_resent():
+    from rerank_rag import LLMConfigurationError
+
+    calls = []
+
+    def handler(messages):
+        calls.append(1)
+        raise LLMConfigurationError("HTTP 401: invalid API key", status=401)
+
+    for strict in (False, True):
+        calls.clear()
+        ranker = JointRanker(FakeLLM(handler, max_concurrency=1), block_size=5, replicas=2, strict=strict)
+        with pytest.raises(LLMConfigurationError, match="401"):
+            ranker.rank("q", docs(10))
+        with pytest.raises(LLMConfigurationError):
+            asyncio.run(ranker.arank("q", docs(10)))
+        assert len(calls) == 8  # one round each (sync, async), nothing re-sent
 
 
 def test_retry_reshuffles_the_block_so_a_cache_cannot_replay_the_bad_answer():
@@ -222,9 +279,9 @@ def test_answer_naming_no_valid_id_counts_as_failed_and_is_left_out(caplog):
     ranker = JointRanker(FakeLLM(handler), block_size=5, replicas=2, max_block_retries=1)
     with caplog.at_level("WARNING", logger="rerank_rag.jointrank"):
         res = ranker.rank("q", docs(20))
-    assert "2 of 8 JointRank blocks failed" in caplog.text and "component" in caplog.text
+    assert "2 of 8 blocks failed" in caplog.text and "component" in caplog.text
     assert res.usage.fallbacks == 2  # doc3's two blocks, after 1 retry each
-    assert res.usage.depth == 2
+    assert res.usage.depth == 2 and res.usage.resends == 2
     assert sorted(res.order) == list(range(20))
 
 
@@ -235,7 +292,7 @@ def test_strict_raises_when_a_block_still_fails():
     ranker = JointRanker(
         FakeLLM(handler), block_size=5, replicas=2, strict=True, max_block_retries=1
     )
-    with pytest.raises(RankingFailedError, match="4 of 4 JointRank blocks failed"):
+    with pytest.raises(RankingFailedError, match="4 of 4 blocks failed"):
         ranker.rank("q", docs(10))
 
 
@@ -250,8 +307,8 @@ def test_every_block_failing_falls_back_to_first_stage_order():
         "q", docs(10), top_n=4
     )
     assert res.order == (0, 1, 2, 3)
-    assert res.usage.fallbacks == 4 and res.usage.failed_calls == 12 and len(calls) == 12
-    assert res.usage.depth == 3  # one round + two retry rounds
+    assert res.usage.fallbacks == 4 and res.usage.failed_calls == 4 and len(calls) == 4
+    assert res.usage.depth == 1  # failed calls are not re-sent
     assert len(set(res.scores)) == 1
 
 
@@ -289,7 +346,10 @@ def test_trivial_inputs_need_no_call(n):
 def test_two_candidates_and_fewer_than_block_size():
     llm = perfect_llm([0, 1])
     res = JointRanker(llm).rank("q", docs(2))
-    assert res.order == (1, 0) and len(llm.calls) == 4  # r shuffled copies of the block
+    # two candidates have two orders: the 4 replicas collapse to 2 distinct prompts
+    assert res.order == (1, 0) and len(llm.calls) == 2
+    prompts = [m[0]["content"] for m, _ in llm.calls]
+    assert len(set(prompts)) == 2
     rel = shuffled_relevance(7, 8)
     res = JointRanker(perfect_llm(rel), block_size=20, replicas=2).rank("q", docs(7))
     assert [rel[i] for i in res.order] == sorted(rel, reverse=True)
@@ -481,3 +541,43 @@ def test_importing_jointrank_loads_no_heavy_module():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_failure_messages_say_llm_call_failed_once(caplog):
+    from rerank_rag.listwise import ListwiseRanker
+
+    def handler(messages):
+        raise RuntimeError("backend exploded")
+
+    llm = FakeLLM(handler, max_concurrency=1)
+    with caplog.at_level("WARNING", logger="rerank_rag"):
+        JointRanker(llm, block_size=3, replicas=1).rank("q", docs(6))
+        ListwiseRanker(llm, window_size=3, step=1).rank("q", docs(6))
+    assert len(caplog.records) == 2
+    for record in caplog.records:
+        msg = record.getMessage()
+        assert msg.count("LLM call failed") == 1 and "RuntimeError: backend exploded" in msg
+    with pytest.raises(RankingFailedError) as info:
+        ListwiseRanker(llm, strict=True).rank("q", docs(3))
+    assert str(info.value).count("LLM call failed") == 1
+
+
+@pytest.mark.parametrize("n", [3, 4, 5, 8, 20])
+def test_replicas_of_a_small_list_are_distinct_shuffles(n):
+    # n <= block_size: every replica holds all candidates; identical prompts would
+    # repeat the same question (and a response cache would answer it from the first)
+    for seed in range(20):
+        blocks = JointRanker(FakeLLM(), block_size=20, replicas=4, seed=seed).blocks(n)
+        assert len(blocks) == 4 and all(sorted(b) == list(range(n)) for b in blocks)
+        assert len({tuple(b) for b in blocks}) == 4, (n, seed, blocks)
+
+
+def test_id_style_and_query_budget_reach_the_block_prompt():
+    llm = FakeLLM(lambda m: "[B] > [A]")
+    ranker = JointRanker(llm, block_size=3, replicas=2, id_style="alpha", max_query_tokens=4)
+    ranker.rank("a very long question with many words in it", docs(6))
+    text = llm.calls[0][0][0]["content"]
+    assert "[A]" in text and "[1]" not in text
+    assert "with many words" not in text
+    with pytest.raises(ValueError, match="id_style"):
+        JointRanker(llm, id_style="roman")

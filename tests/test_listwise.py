@@ -348,7 +348,7 @@ def test_duplicate_texts_are_each_returned_once():
 
 
 def test_none_text_names_its_index():
-    with pytest.raises(ValueError, match="candidate 1"):
+    with pytest.raises(TypeError, match="candidate 1"):
         ListwiseRanker(FakeLLM()).rank("q", ["a", None, "c"])  # type: ignore[list-item]
     with pytest.raises(ValueError, match="query"):
         ListwiseRanker(FakeLLM()).rank("  ", ["a", "b"])
@@ -601,3 +601,39 @@ def test_end_to_end_over_http(prompt):
     assert list(ranking.order) == sorted(range(30), key=lambda i: -rels[i])[:5]
     assert async_ranking.order == ranking.order
     assert ranking.usage.fallbacks == 0 and ranking.usage.prompt_tokens > 0
+
+
+# -- issue 10: API warts and the query budget ----------------------------------------------
+
+
+@pytest.mark.parametrize("window, step", [(2, 1), (3, 1), (5, 2), (10, 5), (20, 10), (21, 10)])
+def test_default_step_follows_the_window(window, step):
+    ranker = ListwiseRanker(FakeLLM(lambda m: "[2] > [1]"), window_size=window)
+    assert ranker.step == step
+    r = ranker.rank("q", [f"doc {i}" for i in range(12)])
+    assert sorted(r.order) == list(range(12))
+
+
+def test_a_huge_query_is_budgeted_like_a_passage():
+    prompts = []
+    llm = FakeLLM(lambda m: (prompts.append(sum(len(x["content"]) for x in m)), "[1]")[1])
+    huge = "what about " + "very " * 200_000 + "long questions?"  # 1 MB
+    r = ListwiseRanker(llm, window_size=4, step=2).rank(huge, [f"passage {i}" for i in range(6)])
+    assert sorted(r.order) == list(range(6))
+    assert prompts and max(prompts) < 20_000  # the query cut to 256 tokens (twice in RankGPT)
+    r = ListwiseRanker(llm, window_size=4, max_query_tokens=8).rank(huge, ["a", "b"])
+    assert max(len(x["content"]) for x in llm.calls[-1][0]) < 400
+    # an ordinary query is shown whole
+    ListwiseRanker(llm).rank("capital of France?", ["a", "b"])
+    assert "capital of France?" in llm.calls[-1][0][-1]["content"]
+
+
+def test_every_prompt_budgets_the_query():
+    from rerank_rag.listwise import FirstTokenPrompt, RankGPTPrompt, RelevantOnlyPrompt
+
+    huge = "word " * 100_000
+    for prompt in (RankGPTPrompt(), RelevantOnlyPrompt(), FirstTokenPrompt()):
+        req = prompt.build(huge, ["a passage", "another"])
+        assert sum(len(m["content"]) for m in req.messages) < 6_000, prompt
+    unlimited = RelevantOnlyPrompt(max_query_tokens=None).build(huge, ["a", "b"])
+    assert len(unlimited.messages[0]["content"]) > 400_000

@@ -171,12 +171,15 @@ def test_long_passages_are_truncated() -> None:
     assert long.startswith(cut) and 10 < len(cut.split()) <= 50
 
 
-def test_single_and_empty_candidates_make_no_call() -> None:
-    llm = FakeLLM(lambda m: "Yes")
+def test_empty_makes_no_call_and_a_single_candidate_keeps_the_log_odds_scale() -> None:
+    llm = FakeLLM(lambda m: Completion(text="No", top_logprobs={"No": -0.1, "Yes": -2.5}))
     ranker = LLMPointwiseRanker(llm)
-    assert ranker.rank(QUERY, ["only"]).order == (0,)
     assert ranker.rank(QUERY, []).order == ()
     assert llm.calls == []
+    single = ranker.rank(QUERY, ["only"])
+    assert single.order == (0,) and len(llm.calls) == 1
+    assert single.scores[0] == pytest.approx(-2.4)  # judged irrelevant, not a 1.0
+    assert asyncio.run(ranker.arank(QUERY, ["only"])).scores == single.scores
 
 
 def test_constructor_validation() -> None:

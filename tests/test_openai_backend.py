@@ -337,6 +337,77 @@ def test_async_concurrency_limit_holds_in_each_event_loop():
     assert llm.max_concurrency == 3
 
 
+def test_one_limit_across_sync_threads_and_several_event_loops_at_once():
+    """max_concurrency is one limit per instance: 2 sync threads and 3 threads each
+    running its own event loop, all at once, never have more than 2 requests in flight
+    (measured by the server)."""
+    with ChatServer(lambda b: Reply(text="ok", delay=0.03)) as srv:
+        llm = _llm(srv, max_concurrency=2)
+        start = threading.Barrier(5)
+
+        def sync_worker(t):
+            start.wait()
+            return [llm.complete(f"s{t}-{i}").text for i in range(4)]
+
+        def loop_worker(t):
+            async def burst():
+                outs = await asyncio.gather(*(llm.acomplete(f"a{t}-{i}") for i in range(6)))
+                return [o.text for o in outs]
+
+            start.wait()
+            return asyncio.run(burst())
+
+        with ThreadPoolExecutor(5) as pool:
+            futs = [pool.submit(sync_worker, t) for t in range(2)]
+            futs += [pool.submit(loop_worker, t) for t in range(3)]
+            outs = [text for f in futs for text in f.result(timeout=30)]
+        llm.close()
+        srv.wait_idle()
+        assert outs == ["ok"] * (2 * 4 + 3 * 6)
+        assert len(srv.requests) == 26  # no retries: nothing failed
+        assert srv.peak_concurrency == 2  # reached, never exceeded
+    assert llm._limit.in_use == 0  # every slot given back
+
+
+def test_cancelled_async_waiters_give_their_slots_back():
+    with ChatServer(lambda b: Reply(text="ok", delay=0.05)) as srv:
+        llm = _llm(srv, max_concurrency=1)
+
+        async def main():
+            tasks = [asyncio.ensure_future(llm.acomplete(f"q{i}")) for i in range(4)]
+            await asyncio.sleep(0.01)
+            for t in tasks[1:]:
+                t.cancel()  # cancelled while queued for the single slot
+            await asyncio.gather(*tasks, return_exceptions=True)
+            out = await llm.acomplete("after")  # the slot is free again
+            await llm.aclose()
+            return out
+
+        assert asyncio.run(asyncio.wait_for(main(), 10)).text == "ok"
+    assert llm._limit.in_use == 0
+
+
+def test_default_limit_sends_one_jointrank_round_at_once():
+    from rerank_rag.jointrank import JointRanker
+
+    together = threading.Barrier(20, timeout=10)  # answers only once all 20 are in
+
+    def handler(body):
+        together.wait()
+        return "[1]"
+
+    with ChatServer(handler) as srv:
+        llm = OpenAICompatibleLLM(
+            "test-model", base_url=srv.base_url, api_key=SECRET, retry_policy=FAST, timeout=30
+        )
+        ranking = JointRanker(llm).rank("q", [f"passage {i}" for i in range(100)])
+        llm.close()
+        srv.wait_idle()
+        assert srv.errors == []  # no barrier timed out: the 20 blocks were in flight together
+        assert ranking.usage.llm_calls == 20 and ranking.usage.depth == 1
+        assert ranking.usage.failed_calls == 0 and srv.peak_concurrency == 20
+
+
 # -- configuration and secrets --------------------------------------------------------
 
 

@@ -268,3 +268,14 @@ def test_well_formed_answers_round_trip(perm, sep):
     for text in (bracketed, bare, "Ranking: " + bracketed):
         p = parse_permutation(text, 20)
         assert p.listed == tuple(i - 1 for i in perm) and not p.repaired
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [("Answer: B", (1,)), ("The answer is C.", (2,)), ("Ranking: (A)", (0,)), ("answer:B", (1,))],
+)
+def test_a_single_letter_after_an_answer_label_is_read_like_a_number(text, expected):
+    parsed = parse_permutation(text, 3, id_style="alpha")
+    assert parsed.listed[: len(expected)] == expected
+    numeric = parse_permutation(text.replace("B", "2").replace("C", "3").replace("A)", "1)"), 3)
+    assert numeric.listed[:1] == expected[:1]

@@ -179,7 +179,7 @@ def test_bad_query_and_candidates_are_rejected() -> None:
         ranker.rank("  ", ["a", "b"])
     with pytest.raises(TypeError):
         ranker.rank("q", "ab")
-    with pytest.raises(ValueError, match="candidate 1"):
+    with pytest.raises(TypeError, match="candidate 1"):
         ranker.rank("q", ["a", None])  # type: ignore[list-item]
 
 

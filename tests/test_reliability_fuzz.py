@@ -259,3 +259,91 @@ def test_strict_jointrank_raises_when_blocks_keep_failing():
         JointRanker(FakeLLM(boom), block_size=3, replicas=2, strict=True, max_block_retries=1).rank("q", list("abcdef"))
     r = JointRanker(FakeLLM(boom), block_size=3, replicas=2, max_block_retries=1).rank("q", list("abcdef"))
     assert r.order == (0, 1, 2, 3, 4, 5) and r.usage.fallbacks > 0 and r.usage.failed_calls > 0
+
+
+# -- adversarial megabyte outputs: every parser is linear -------------------------------------
+
+_MB = 1_000_000
+
+
+def _mb(unit: str) -> str:
+    return unit * (_MB // len(unit) + 1)
+
+
+#: 1 MB answers built to make regex-based parsers backtrack: reasoning tags that never
+#: close, close under another name, nest, alternate or come without ">", and long runs
+#: between the pieces a pattern is looking for. (0.1.0's strip_reasoning took ~3 minutes
+#: on the second one; its labelled-id pattern took 85 s on "passage" + 600 spaces.)
+ADVERSARIAL_MB = {
+    "unclosed think": _mb("<think>"),
+    "unclosed think, other close": _mb("<think>") + "</reasoning>",
+    "unclosed thinking, think close": _mb("<thinking>") + "</think> [2] > [1]",
+    "closes only": _mb("</think>"),
+    "alternating blocks": _mb("<think></think>"),
+    "mismatched names": _mb("<thinking></think>"),
+    "mixed case and spaces": _mb("<THINK><Thinking></reasoning   >"),
+    "opens without >": _mb("<think"),
+    "close, then spaces": "</think" + " " * _MB,
+    "nested opens": _mb("<think><think>") + _mb("</think>")[: _MB // 4],
+    "reasoning then answer": "<think>" + _mb("[3] > [1] maybe ") + "</think>[2] > [1]",
+    "label then spaces": "passage" + " " * _MB + "x",
+    "labels repeated": _mb("Passage  : # ( "),
+    "answer label then spaces": "Answer" + " " * _MB + "1",
+    "letter then spaces": "A" + " " * _MB + "1",
+    "open JSON list": "[" + _mb("1, "),
+    "open quoted list": "[" + _mb("'A', "),
+    "digits and spaces": _mb("1 "),
+    "numbered lines": _mb("1. x\n"),
+    "look-alike digits": _mb("\uff11\u2460\u00b2\u3010"),
+}
+
+
+@pytest.mark.parametrize("name", list(ADVERSARIAL_MB))
+def test_adversarial_megabyte_answers_parse_in_well_under_a_second(name):
+    import time
+
+    text = ADVERSARIAL_MB[name]
+    assert len(text) >= _MB
+    worst = 0.0
+    for prompt in (RankGPTPrompt(), RelevantOnlyPrompt(id_style="alpha")):
+        # CPU time, best of 3: other processes do not count, and a burst of contention on
+        # a shared 2-core machine (seen: 16x) cannot fail a linear parser. A quadratic one
+        # takes minutes here, so the bound still catches it by orders of magnitude.
+        best = float("inf")
+        for _ in range(3):
+            t0 = time.process_time()
+            parsed = prompt.parse(Completion(text=text), 20)
+            best = min(best, time.process_time() - t0)
+            _check_parse(parsed, 20)
+            if best < 0.5:
+                break
+        worst = max(worst, best)
+    assert worst < 0.5, f"{name}: {worst:.2f} s of CPU for a 1 MB answer"
+
+
+def test_a_megabyte_reasoning_answer_through_both_rankers():
+    import time
+
+    answers = [ADVERSARIAL_MB["unclosed think, other close"], ADVERSARIAL_MB["reasoning then answer"]]
+    llm = FakeLLM(lambda m: answers[len(llm.calls) % 2], max_concurrency=1)
+    t0 = time.process_time()
+    ranking = ListwiseRanker(llm, window_size=4, step=2).rank("q", list("abcdef"))
+    joint = JointRanker(llm, block_size=3, replicas=2, seed=0).arank("q", list("abcdef"))
+    import asyncio
+
+    jr = asyncio.run(joint)
+    elapsed = time.process_time() - t0
+    _check_ranking(ranking, 6)
+    _check_ranking(jr, 6)
+    assert ranking.usage.fallbacks + ranking.usage.parse_repairs >= 1
+    assert elapsed < 0.5 * (len(llm.calls) + 1), f"{elapsed:.2f} s of CPU for {len(llm.calls)} answers"
+
+
+def test_long_answers_are_read_from_their_head_and_tail():
+    from rerank_rag.listwise import parse_permutation
+
+    filler = " and so on" * 20_000  # 200 KB of chatter between the two parts
+    head = parse_permutation("[2] > [1]" + filler, 3)
+    tail = parse_permutation("Let me think." + filler + " Final: [3] > [2]", 3)
+    assert head.listed[:2] == (1, 0) and head.repaired
+    assert tail.listed[:2] == (2, 1) and tail.repaired

@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("openai")
 
-from rerank_rag import LLMError  # noqa: E402
+from rerank_rag import LLMConfigurationError, LLMError  # noqa: E402
 from rerank_rag.jointrank import JointRanker  # noqa: E402
 from rerank_rag.listwise import ListwiseRanker  # noqa: E402
 from rerank_rag.llm import OpenAICompatibleLLM, RetryPolicy, SQLiteCache  # noqa: E402
@@ -73,10 +73,17 @@ def test_exceptions_and_logs_never_show_the_key(status, caplog):
         llm = OpenAICompatibleLLM("m", base_url=srv.base_url, api_key=SECRET, retry_policy=FAST)
         with pytest.raises(LLMError) as info:
             llm.complete([{"role": "user", "content": "hi"}])
-        # the ranker path: failures degrade and are recorded, never with the key
-        ranking = ListwiseRanker(llm, window_size=2, step=1).rank("q", ["a", "b", "c"])
+        # the ranker path: transient failures degrade and are recorded, a wrong key
+        # raises; never with the key
+        ranker = ListwiseRanker(llm, window_size=2, step=1)
+        if status == 401:
+            with pytest.raises(LLMConfigurationError) as raised:
+                ranker.rank("q", ["a", "b", "c"])
+            _assert_clean(_exc_text(raised.value))
+        else:
+            ranking = ranker.rank("q", ["a", "b", "c"])
+            assert ranking.usage.failed_calls == 2
         llm.close()
-    assert ranking.usage.failed_calls == 2
     _assert_clean(_exc_text(info.value), caplog.text)
     for record in caplog.records:
         _assert_clean(record.getMessage(), str(record.args))
@@ -148,5 +155,7 @@ def test_eval_cli_report_and_output_hold_no_key(tmp_path, capsys, monkeypatch):
     assert rc == 0 and SECRET in sent
     captured = capsys.readouterr()
     report = out.read_text()
-    assert json.loads(report)["usage"]["totals"]["failed_calls"] == 1
+    # a wrong key raises LLMConfigurationError (never a silent fallback); the CLI
+    # records the query's error, without the key
+    assert json.loads(report)["errors"] == 1 and "LLMConfigurationError" in report
     _assert_clean(report, captured.out, captured.err, os.environ.get("NOT_SET", ""))

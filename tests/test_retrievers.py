@@ -101,7 +101,7 @@ def test_bm25_bad_input_is_rejected_clearly():
         ret(None)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="positive"):
         ret("cat", k=0)
-    with pytest.raises(ValueError, match="candidate 1"):
+    with pytest.raises(TypeError, match="candidate 1"):
         BM25Retriever(["ok", None])  # type: ignore[list-item]
     with pytest.raises(ValueError, match="stemmer"):
         BM25Retriever(CORPUS, stemmer="snowball")

@@ -256,27 +256,59 @@ def test_concurrency_limit_sync_threads():
     assert peak == 3
 
 
-def test_concurrency_limit_one_semaphore_per_event_loop():
+def test_concurrency_limit_is_one_limit_across_event_loops_and_threads():
     limit = ConcurrencyLimit(2)
+    active = peak = 0
+    lock = threading.Lock()
 
-    async def run_once():
-        active = peak = 0
+    def enter():
+        nonlocal active, peak
+        with lock:
+            active += 1
+            peak = max(peak, active)
 
-        async def work():
-            nonlocal active, peak
-            async with limit:
-                active += 1
-                peak = max(peak, active)
-                await asyncio.sleep(0.01)
-                active -= 1
+    def leave():
+        nonlocal active
+        with lock:
+            active -= 1
 
-        await asyncio.gather(*(work() for _ in range(8)))
-        return peak, limit.async_semaphore()
+    async def work():
+        async with limit:
+            enter()
+            await asyncio.sleep(0.01)
+            leave()
 
-    peak1, sem1 = asyncio.run(run_once())
-    peak2, sem2 = asyncio.run(run_once())  # a fresh loop must not reuse the old semaphore
-    assert peak1 == peak2 == 2
-    assert sem1 is not sem2
+    def in_new_loop():
+        async def many():
+            await asyncio.gather(*(work() for _ in range(6)))
+
+        asyncio.run(many())
+
+    def sync_work():
+        for _ in range(3):
+            with limit:
+                enter()
+                time.sleep(0.01)
+                leave()
+
+    threads = [threading.Thread(target=in_new_loop) for _ in range(3)]
+    threads += [threading.Thread(target=sync_work) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert peak == 2 and limit.in_use == 0
+    assert asyncio.run(_one(limit)) == 1  # a later loop still gets slots
+
+
+async def _one(limit):
+    async with limit:
+        return limit.in_use
+
+
+def test_concurrency_limit_over_release_is_an_error():
+    with pytest.raises(RuntimeError):
+        ConcurrencyLimit(1).release()
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True, None])

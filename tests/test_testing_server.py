@@ -292,3 +292,28 @@ def test_unrenderable_reply_becomes_500_and_nonstandard_status_works():
         assert len(srv.errors) == 1
         status, _, out = _post(srv, _chat("odd"))
         assert status == 599 and out["error"]["message"] == "HTTP 599"
+
+
+def test_a_burst_of_new_connections_is_accepted_like_a_real_server():
+    # a JointRank round opens its connections all at once (20 and more): with the
+    # stdlib's listen backlog of 5 some of them were reset (ReadError) before being served
+    pytest.importorskip("openai")
+    import asyncio
+
+    from rerank_rag.llm import OpenAICompatibleLLM
+
+    with ChatServer(lambda b: Reply(text="ok", delay=0.2)) as srv:
+        llm = OpenAICompatibleLLM("m", base_url=srv.base_url, max_retries=0, max_concurrency=40)
+
+        async def burst():
+            return await asyncio.gather(
+                *(llm.acomplete(f"q{i}") for i in range(40)), return_exceptions=True
+            )
+
+        with ThreadPoolExecutor(40) as pool:  # 40 keep-alive connections stay open
+            sync = list(pool.map(lambda i: llm.complete(f"s{i}").text, range(40)))
+        assert sync == ["ok"] * 40
+        for _ in range(2):  # each asyncio.run: a new loop, a new client, 40 new connections
+            outs = asyncio.run(burst())
+            assert [getattr(o, "text", repr(o)) for o in outs] == ["ok"] * 40
+        llm.close()

@@ -26,11 +26,14 @@ auto                   any n                      the best applicable one (:func
 =====================  =========================  ======================================
 
 When ``n <= k`` the replicate designs return ``r`` differently shuffled copies of all
-candidates (one full ranking per replica, which averages out position bias).
+candidates (one full ranking per replica, which averages out position bias); every
+design's blocks are shown in distinct orders, so when ``n! < r`` (two candidates, four
+replicas) only the ``n!`` distinct orders are sent.
 """
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -121,6 +124,7 @@ class BlockDesign:
         blocks = [list(b) for b in self._build(n, k, rng)]
         for b in blocks:
             rng.shuffle(b)
+        blocks = _distinct_orders(blocks, rng, drop=n <= k)
         if repair:
             blocks.extend(repair_connectivity(blocks, n, k, rng))
         return blocks
@@ -130,6 +134,40 @@ class BlockDesign:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+def _distinct_orders(blocks: Blocks, rng: random.Random, *, drop: bool) -> Blocks:
+    """Re-shuffle blocks shown in exactly the same order as an earlier one.
+
+    Two identical prompts carry no new information (and a response cache would answer
+    the second with the first's answer): with ``n <= k`` every replica holds all
+    candidates, so their shuffles must differ. With ``drop`` (``n <= k``: every block
+    holds every candidate, so coverage stays even) a block whose items have no unused
+    order left (two candidates, four replicas) is dropped; otherwise it is kept.
+    """
+    seen: set[tuple[int, ...]] = set()
+    out: Blocks = []
+    for b in blocks:
+        key = tuple(b)
+        if key in seen:
+            if len(b) <= 6:  # few orders: pick an unused one, if any
+                orders = list(itertools.permutations(b))
+                rng.shuffle(orders)
+                fresh = next((o for o in orders if o not in seen), None)
+                if fresh is None:
+                    if drop:
+                        continue
+                else:
+                    b[:] = fresh
+            else:  # 7! orders or more: a reshuffle repeats with negligible probability
+                for _ in range(8):
+                    rng.shuffle(b)
+                    if tuple(b) not in seen:
+                        break
+            key = tuple(b)
+        seen.add(key)
+        out.append(b)
+    return out
 
 
 def _replicate_blocks(n: int, k: int, r: int, b: int, rng: random.Random) -> Blocks:

@@ -13,8 +13,8 @@ from typing import Any
 from .._errors import LLMError, ParseError, RankingFailedError
 from .._plan import Plan
 from .._protocols import Scorer, WindowParse, WindowPrompt
-from .._ranker import PlanRanker, Result
-from .._types import Candidate, Usage
+from .._ranker import PlanRanker, Result, raise_if_permanent
+from .._types import Candidate, Usage, check_int
 from ..llm._base import Completion, LLMRequest
 from ._aggregators import Aggregator, get_aggregator, order_from_scores
 from ._comparisons import Comparisons
@@ -26,6 +26,23 @@ log = logging.getLogger("rerank_rag.jointrank")
 
 _Block = list[int]
 _BlockResult = tuple[list[int], int]
+
+
+class _Failed(str):
+    """Why a block failed; ``resend`` tells whether re-sending it can help.
+
+    An unusable answer (unparsable, no valid id) is worth re-sending reshuffled; an
+    error the backend already retried (429, 5xx, timeouts, resets) is not: re-sending
+    it would multiply the backend's own retries.
+    """
+
+    resend: bool = True
+
+    @classmethod
+    def final(cls, reason: str) -> _Failed:
+        out = cls(reason)
+        out.resend = False
+        return out
 
 
 def _is_scorer(obj: Any) -> bool:
@@ -63,19 +80,29 @@ class JointRanker(PlanRanker):
             ``"bradley_terry"``, ``"elo"`` or a callable ``f(Comparisons) -> scores``.
         seed: seed of the design and of the in-block shuffles (same seed, same blocks);
             ``None`` draws fresh blocks for every query.
-        max_block_retries: how many more rounds re-send the blocks that failed (an LLM
-            error, an answer naming no valid id, a scorer exception). Each retry round
-            re-shuffles the failed blocks (a new prompt, so a response cache cannot
-            replay the bad answer) and adds 1 to ``usage.depth``.
-        strict: raise :class:`~rerank_rag.RankingFailedError` when a block still fails
-            after the retries, and let the prompt raise :class:`~rerank_rag.ParseError`
-            on malformed answers (retried like failures). Otherwise a block that still
-            fails is left out of the aggregation (``usage.fallbacks`` counts it); its
-            candidates keep the comparisons of their other blocks, and candidates left
-            with none sort last in first-stage order. If every block fails, the result
-            is the first-stage order.
+        max_block_retries: how many more rounds may re-send a block whose answer was
+            unusable (unparsable, naming no valid id; a scorer exception). Each retry
+            round re-shuffles those blocks (a new prompt, so a response cache cannot
+            replay the bad answer) and adds 1 to ``usage.depth``. A failed LLM call is
+            never re-sent: the backend has already retried it (429, 5xx, timeouts) or it
+            cannot succeed. Per query at most as many blocks are re-sent as there are
+            blocks (``usage.resends``), so a query makes at most twice its planned
+            calls, each with at most the backend's ``1 + max_retries`` attempts.
+        strict: raise :class:`~rerank_rag.RankingFailedError` when a block fails (a
+            failed call, or an unusable answer after the retries), and let the prompt
+            raise :class:`~rerank_rag.ParseError` on malformed answers (re-sent like
+            unusable ones). Otherwise a failed block is left out of the aggregation
+            (``usage.fallbacks`` counts it; one WARNING per ranking); its candidates
+            keep the comparisons of their other blocks, and candidates left with none
+            sort last in first-stage order. If every block fails, the result is the
+            first-stage order. A non-transient error
+            (:class:`~rerank_rag.LLMConfigurationError`) is always raised.
         max_passage_tokens: truncation budget per passage in the prompt.
         repair: add bridging blocks when the design's comparison graph is not connected.
+        id_style: ``"numeric"`` or ``"alpha"`` ids for a prompt given by name (as in
+            :class:`~rerank_rag.listwise.ListwiseRanker`; default: the prompt's own).
+        max_query_tokens: truncation budget of the query in a prompt given by name
+            (``None``: no truncation; default 256).
 
     Scores: ``Ranking.scores`` are the aggregator's scores (see
     :mod:`rerank_rag.jointrank._aggregators`): with PageRank, the stationary probability
@@ -101,18 +128,14 @@ class JointRanker(PlanRanker):
         strict: bool = False,
         max_passage_tokens: int | None = 300,
         repair: bool = True,
+        id_style: str | None = None,
+        max_query_tokens: int | None = 256,
     ) -> None:
-        for name, value, low in (("block_size", block_size, 2), ("replicas", replicas, 1)):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-            if value < low:
-                raise ValueError(f"{name} must be >= {low}, got {value}")
-        if isinstance(max_block_retries, bool) or not isinstance(max_block_retries, int):
-            raise TypeError("max_block_retries must be an int")
-        if max_block_retries < 0:
-            raise ValueError(f"max_block_retries must be >= 0, got {max_block_retries}")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise TypeError(f"seed must be an int or None, got {type(seed).__name__}")
+        block_size = check_int("block_size", block_size, 2)
+        replicas = check_int("replicas", replicas, 1)
+        max_block_retries = check_int("max_block_retries", max_block_retries, 0)
+        if seed is not None:
+            seed = check_int("seed", seed)
         self.block_size = block_size
         self.replicas = replicas
         self.design = get_design(design, replicas)
@@ -138,14 +161,27 @@ class JointRanker(PlanRanker):
             from ..llm._adapt import as_backend
 
             self.llm = as_backend(block_ranker)
-            self.prompt = self._resolve_prompt(prompt, max_passage_tokens)
+            self.prompt = self._resolve_prompt(
+                prompt, max_passage_tokens, id_style=id_style, max_query_tokens=max_query_tokens
+            )
+        self.id_style = id_style
+        self.max_query_tokens = max_query_tokens
 
     @staticmethod
-    def _resolve_prompt(prompt: str | WindowPrompt, max_passage_tokens: int | None) -> WindowPrompt:
+    def _resolve_prompt(
+        prompt: str | WindowPrompt,
+        max_passage_tokens: int | None,
+        *,
+        id_style: str | None = None,
+        max_query_tokens: int | None = 256,
+    ) -> WindowPrompt:
         if isinstance(prompt, str):
             from ..listwise import get_prompt
 
-            return get_prompt(prompt, max_passage_tokens=max_passage_tokens)
+            kw: dict[str, Any] = {"max_query_tokens": max_query_tokens}
+            if id_style is not None:
+                kw["id_style"] = id_style
+            return get_prompt(prompt, max_passage_tokens=max_passage_tokens, **kw)
         if callable(getattr(prompt, "build", None)) and callable(getattr(prompt, "parse", None)):
             return prompt
         raise TypeError(
@@ -192,15 +228,16 @@ class JointRanker(PlanRanker):
 
     def _read_llm(
         self, outcome: Completion | LLMError, block: _Block, usage: Usage
-    ) -> _BlockResult | str:
-        """A block result, or a reason string when the block failed."""
+    ) -> _BlockResult | _Failed:
+        """A block result, or why the block failed (non-transient errors raise)."""
         if isinstance(outcome, LLMError):
-            return f"LLM call failed: {outcome}"
+            raise_if_permanent(outcome)
+            return _Failed.final(f"LLM call failed: {outcome}")
         assert self.prompt is not None
         try:
             parsed: WindowParse = self.prompt.parse(outcome, len(block), strict=self.strict)
         except ParseError as exc:
-            return f"unparsable answer: {exc}"
+            return _Failed(f"unparsable answer: {exc}")
         listed: list[int] = []
         listed_set: set[int] = set()
         for p in parsed.listed:  # defensive: a custom prompt might repeat or overflow
@@ -208,22 +245,22 @@ class JointRanker(PlanRanker):
                 listed.append(p)
                 listed_set.add(p)
         if not listed and parsed.repaired:
-            return f"the answer names no valid id: {outcome.text[:80]!r}"
+            return _Failed(f"the answer names no valid id: {outcome.text[:80]!r}")
         if parsed.repaired:
             usage.parse_repairs += 1
         order = [block[p] for p in listed] + [x for p, x in enumerate(block) if p not in listed_set]
         return order, len(listed)
 
     @staticmethod
-    def _read_scores(scores: Any, block: _Block) -> _BlockResult | str:
+    def _read_scores(scores: Any, block: _Block) -> _BlockResult | _Failed:
         try:
             vals = [float(s) for s in scores]
         except (TypeError, ValueError) as exc:
-            return f"scorer returned non-numeric scores: {exc}"
+            return _Failed(f"scorer returned non-numeric scores: {exc}")
         if len(vals) != len(block):
-            return f"scorer returned {len(vals)} scores for {len(block)} passages"
+            return _Failed(f"scorer returned {len(vals)} scores for {len(block)} passages")
         if any(math.isnan(v) for v in vals):
-            return "scorer returned NaN"
+            return _Failed("scorer returned NaN")
         # ties break by first-stage order, the same in every block (no spurious cycles)
         pos = sorted(range(len(block)), key=lambda p: (-vals[p], block[p]))
         return [block[p] for p in pos], len(block)
@@ -238,10 +275,10 @@ class JointRanker(PlanRanker):
     ) -> Result:
         if failed:
             usage.fallbacks += len(failed)
-            first = next(iter(failed.values()))
+            first = failed[min(failed)]
             msg = (
-                f"{len(failed)} of {len(blocks)} JointRank blocks failed after "
-                f"{self.max_block_retries} retries (first reason: {first})"
+                f"JointRanker: {len(failed)} of {len(blocks)} blocks failed "
+                f"(first: {first}; {usage.resends} block(s) re-sent)"
             )
             if self.strict:
                 raise RankingFailedError(msg)
@@ -265,37 +302,45 @@ class JointRanker(PlanRanker):
 
     def _block_rounds(
         self, n: int, usage: Usage
-    ) -> Generator[tuple[list[int], dict[int, _Block]], dict[int, _BlockResult | str], Result]:
+    ) -> Generator[tuple[list[int], dict[int, _Block]], dict[int, _BlockResult | _Failed], Result]:
         """The per-block retry schedule shared by the LLM and the scorer paths.
 
         Yields the blocks still to rank and the order each is shown in; receives, per
-        block, its result or the reason it failed. A failed block is retried on its own,
-        reshuffled, at most ``max_block_retries`` times; returns the final ranking.
+        block, its result or why it failed. A block whose answer was unusable is re-sent
+        on its own, reshuffled, at most ``max_block_retries`` times, and at most as many
+        blocks as there are are re-sent per query (``usage.resends``); a failed call is
+        final. Returns the final ranking.
         """
         blocks = self.blocks(n)
         shown = dict(enumerate(blocks))
         results: dict[int, _BlockResult] = {}
+        failed: dict[int, str] = {}
         pending = list(range(len(blocks)))
+        budget = len(blocks)  # re-sends left for this query
         attempt = 0
         while True:
-            failed = self._absorb((yield pending, shown), results)
-            if not failed or attempt >= self.max_block_retries:
+            retry: list[int] = []
+            final = False
+            for b, res in (yield pending, shown).items():
+                if isinstance(res, _Failed):
+                    failed[b] = str(res)
+                    if res.resend:
+                        retry.append(b)
+                    else:
+                        final = True
+                else:
+                    results[b] = res
+            if self.strict and final:
+                retry = []  # strict: a failed call ends the ranking (raised in _finish)
+            if not retry or attempt >= self.max_block_retries or budget <= 0:
                 return self._finish(n, blocks, results, failed, usage)
             attempt += 1
-            pending = sorted(failed)
+            pending = sorted(retry)[:budget]
+            budget -= len(pending)
+            usage.resends += len(pending)
             for b in pending:
+                del failed[b]
                 shown[b] = self._reshuffled(blocks[b], b, attempt)
-
-    def _absorb(
-        self, round_out: dict[int, _BlockResult | str], results: dict[int, _BlockResult]
-    ) -> dict[int, str]:
-        failed: dict[int, str] = {}
-        for b, res in round_out.items():
-            if isinstance(res, str):
-                failed[b] = res
-            else:
-                results[b] = res
-        return failed
 
     # ------------------------------------------------------------------ LLM plan
 
@@ -317,34 +362,41 @@ class JointRanker(PlanRanker):
 
     # ------------------------------------------------------------------ scorer path
 
+    @staticmethod
+    def _scorer_failed(exc: Exception) -> _Failed:
+        raise_if_permanent(exc)
+        reason = f"scorer failed: {type(exc).__name__}: {exc}"
+        # an LLM-backed scorer's call was already retried by its backend
+        return _Failed.final(reason) if isinstance(exc, LLMError) else _Failed(reason)
+
     def _score_round_sync(
         self, query: str, texts: list[str], shown: dict[int, _Block], pending: list[int]
-    ) -> dict[int, _BlockResult | str]:
+    ) -> dict[int, _BlockResult | _Failed]:
         assert self.scorer is not None
-        out: dict[int, _BlockResult | str] = {}
+        out: dict[int, _BlockResult | _Failed] = {}
         for b in pending:
             try:
                 scores = self.scorer.score(query, [texts[i] for i in shown[b]])
             except Exception as exc:  # noqa: BLE001 - a failed block, handled below
-                out[b] = f"scorer failed: {type(exc).__name__}: {exc}"
+                out[b] = self._scorer_failed(exc)
                 continue
             out[b] = self._read_scores(scores, shown[b])
         return out
 
     async def _score_round_async(
         self, query: str, texts: list[str], shown: dict[int, _Block], pending: list[int]
-    ) -> dict[int, _BlockResult | str]:
+    ) -> dict[int, _BlockResult | _Failed]:
         assert self.scorer is not None
         scorer = self.scorer
 
-        async def one(b: int) -> _BlockResult | str:
+        async def one(b: int) -> _BlockResult | _Failed:
             try:
                 res = scorer.ascore(query, [texts[i] for i in shown[b]])
                 scores = await res if inspect.isawaitable(res) else res
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001
-                return f"scorer failed: {type(exc).__name__}: {exc}"
+                return self._scorer_failed(exc)
             return self._read_scores(scores, shown[b])
 
         done = await asyncio.gather(*(one(b) for b in pending))

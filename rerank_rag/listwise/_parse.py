@@ -15,12 +15,16 @@ What it accepts, in order of preference (the first rule that finds ids wins):
    otherwise every number is read.
 
 Letter ids (``id_style="alpha"``: A = 1, B = 2, ...) are read the same way: ``[B] > [A]``,
-``["B", "A"]``, ``Passage B``, ``B > A > C``. An alpha answer that contains only numeric
-ids is read as numbers (and marked repaired).
+``["B", "A"]``, ``Passage B``, ``B > A > C``, and a single letter after an answer label
+(``Answer: B``, ``The answer is B.``, as numeric mode reads ``Answer: 2``). An alpha
+answer that contains only numeric ids is read as numbers (and marked repaired).
 
 Before that, reasoning is removed: ``<think>...</think>`` blocks, an unclosed leading
 block (everything up to ``</think>``, for chat templates that open the block in the
 prompt) and an unclosed trailing ``<think>`` (the answer was cut off while thinking).
+An answer still longer than :data:`MAX_ANSWER_CHARS` (64K characters) is read from its
+first and last 32K characters (marked repaired). Every step is linear in the length of
+the answer (a 1 MB adversarial answer parses in milliseconds).
 Look-alike digits (fullwidth, superscript, subscript, circled, parenthesized,
 mathematical, Arabic-Indic and other Unicode decimal digits) and fullwidth brackets are
 mapped to ASCII first.
@@ -41,6 +45,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from bisect import bisect_right
 from functools import lru_cache
 
 from .._errors import ParseError
@@ -52,21 +57,38 @@ IdStyle = str  # "numeric" | "alpha"
 
 _MAX_ID_DIGITS = 6  # longer digit runs are never valid ids (and int() stays cheap)
 
-_THINK_BLOCK_RE = re.compile(r"<(think|thinking|reasoning)>.*?</\1\s*>", re.S | re.I)
-_THINK_CLOSE_RE = re.compile(r"</(?:think|thinking|reasoning)\s*>", re.I)
+# every reasoning tag, open (group 1: name) or close (group 2: name), in one linear scan
+_THINK_NAMES = ("think", "thinking", "reasoning")
 _THINK_OPEN_RE = re.compile(r"<(?:think|thinking|reasoning)>", re.I)
+_THINK_CLOSE_RE = re.compile(r"</(?:think|thinking|reasoning)\s*+>", re.I)
+_OPEN_RES = {n: re.compile(rf"<{n}>", re.I) for n in _THINK_NAMES}
+_CLOSE_RES = {n: re.compile(rf"</{n}\s*+>", re.I) for n in _THINK_NAMES}
+# greedy ".*" then backtracking: the *last* closing tag of a region, found by the engine
+_LAST_CLOSE_RE = re.compile(r"(?s:.*)(</(?:think|thinking|reasoning)\s*+>)", re.I)
+_LAST_CLOSE_OF = {n: re.compile(rf"(?s:.*)(</{n}\s*+>)", re.I) for n in _THINK_NAMES}
 
+#: Longer answers (after removing reasoning) are read from their first and last halves
+#: of this many characters: a ranking of any window fits many times over, and every
+#: rule then runs in bounded time whatever the model sent.
+MAX_ANSWER_CHARS = 65_536
+
+# Linear-time rules for every pattern below (answers may be megabytes of adversarial
+# text): no two adjacent quantifiers that can match the same characters unless the
+# first is possessive (``*+``, ``++``), so a failed match never retries the ways to split
+# a run of spaces or digits between them.
 _NO_RELEVANT_RE = re.compile(
-    r"NO[_\s-]*RELEVANT(?:[_\s-]*(?:SNIPPETS?|PASSAGES?|DOCUMENTS?|DOCS?|RESULTS?|CANDIDATES?|IDS?))?",
+    r"NO[_\s-]*+RELEVANT(?:[_\s-]*+(?:SNIPPETS?|PASSAGES?|DOCUMENTS?|DOCS?|RESULTS?|CANDIDATES?|IDS?))?",
     re.I,
 )
 
 # numeric mode
-_BRACKET_NUM_RE = re.compile(r"\[\s*(\d+)\s*\]")
-_JSON_LIST_RE = re.compile(r"\[\s*[\"']?\d+[\"']?\s*(?:,\s*[\"']?\d+[\"']?\s*)+\]")
+_BRACKET_NUM_RE = re.compile(r"\[\s*+(\d++)\s*+\]")
+_JSON_LIST_RE = re.compile(r"\[\s*+[\"']?\d++[\"']?\s*+(?:,\s*+[\"']?\d++[\"']?\s*+)++\]")
 _LABEL = r"(?:passage|snippet|document|doc|candidate|item|identifier|id)s?"
-_LABEL_NUM_RE = re.compile(rf"\b{_LABEL}\s*:?\s*(?:#|no\.?|number|nr\.?)?\s*[(\[]?\s*(\d+)", re.I)
-_ENUM_LINE_RE = re.compile(r"^[ \t]*(\d+)[ \t]*[.):][ \t]+(?=\S)", re.M)
+_LABEL_NUM_RE = re.compile(
+    rf"\b{_LABEL}\s*+:?\s*+(?:#|no\.?|number|nr\.?)?\s*+[(\[]?\s*+(\d++)", re.I
+)
+_ENUM_LINE_RE = re.compile(r"^[ \t]*+(\d++)[ \t]*+[.):][ \t]++(?=\S)", re.M)
 # possessive quantifiers and the look-behind keep this linear on long digit runs
 _NUM_CHAIN_RE = re.compile(
     r"(?<!\d)\d++(?:(?:[ \t]*+(?:>>|>|,|;|\||->|=>|\u2192|\u00bb|\u227b)[ \t]*+|\s++)\d++)+"
@@ -74,19 +96,23 @@ _NUM_CHAIN_RE = re.compile(
 _DIGITS_RE = re.compile(r"\d+")
 
 # alpha mode
-_BRACKET_ALPHA_RE = re.compile(r"\[\s*([A-Za-z])\s*\]")
-_JSON_ALPHA_RE = re.compile(r"\[\s*[\"']([A-Za-z])[\"'](?:\s*,\s*[\"'][A-Za-z][\"'])*\s*\]")
+_BRACKET_ALPHA_RE = re.compile(r"\[\s*+([A-Za-z])\s*+\]")
+_JSON_ALPHA_RE = re.compile(r"\[\s*+[\"']([A-Za-z])[\"'](?:\s*+,\s*+[\"'][A-Za-z][\"'])*+\s*+\]")
 _QUOTED_ALPHA_RE = re.compile(r"[\"']([A-Za-z])[\"']")
-_LABEL_ALPHA_RE = re.compile(rf"\b(?i:{_LABEL})\s*(?:#\s*)?[(\[]?\s*([A-Z])\b")
+_LABEL_ALPHA_RE = re.compile(rf"\b(?i:{_LABEL})\s*+(?:#\s*+)?[(\[]?\s*+([A-Z])\b")
 _ALPHA_ONLY_RE = re.compile(
-    r"\s*[A-Za-z](?:(?:\s*(?:>|>>|,|;|\||->|=>|\u2192|\u00bb|\u227b)\s*|\s+)[A-Za-z])*\s*[.!]?\s*"
+    r"\s*+[A-Za-z](?:(?:\s*+(?:>>|>|,|;|\||->|=>|\u2192|\u00bb|\u227b)\s*+|\s++)[A-Za-z])*+"
+    r"\s*+[.!]?\s*+"
 )
 _ALPHA_CHAIN_RE = re.compile(
-    r"\b[A-Z]\b(?:\s*(?:>|>>|,|;|\||->|=>|\u2192|\u00bb|\u227b)\s*\b[A-Z]\b)+"
+    r"\b[A-Z]\b(?:\s*+(?:>>|>|,|;|\||->|=>|\u2192|\u00bb|\u227b)\s*+\b[A-Z]\b)++"
+)
+# "Answer: B", "The answer is B.", "Ranking: (C)": one letter after an answer label
+_ANSWER_ALPHA_RE = re.compile(
+    r"\b(?i:answer|ranking|result|output|choice)(?:\s++(?i:is))?\s*+[:=-]?\s*+[(\[]?\s*+([A-Z])\b"
 )
 _ALPHA_RE = re.compile(r"[A-Za-z]")
 
-_NON_ASCII_RE = re.compile(r"[^\x00-\x7f]")
 _BRACKETS = {
     "\u3010": "[",
     "\u3011": "]",
@@ -103,8 +129,8 @@ def _fold_char(c: str) -> str:
     cat = unicodedata.category(c)
     if cat == "Nd":  # fullwidth, Arabic-Indic, Devanagari, mathematical digits, ...
         return str(unicodedata.decimal(c))
-    name = unicodedata.name(c, "")
     if cat == "No":
+        name = unicodedata.name(c, "")
         if "SUPERSCRIPT" in name or "SUBSCRIPT" in name:
             d = unicodedata.digit(c, None)
             return c if d is None else str(d)
@@ -123,6 +149,7 @@ def _fold_char(c: str) -> str:
     nf = unicodedata.normalize("NFKC", c)
     if len(nf) == 1 and nf.isascii():
         if nf.isalpha():
+            name = unicodedata.name(c, "")
             if "CIRCLED" in name or "PARENTHESIZED" in name or "SQUARED" in name:
                 return f" {nf} "
             return nf
@@ -130,32 +157,111 @@ def _fold_char(c: str) -> str:
             return nf
     if c in "\u2192\u00bb\u227b\u203a\u276f":  # arrows / "succeeds" used as separators
         return ">"
-    if unicodedata.category(c) == "Zs":
+    if cat == "Zs":
         return " "
     return c
 
 
 def fold_lookalikes(text: str) -> str:
-    """Map look-alike digits, letters and brackets to ASCII (fast path for ASCII text)."""
+    """Map look-alike digits, letters and brackets to ASCII (fast path for ASCII text).
+
+    Each distinct non-ASCII character is looked up once; the text is then mapped in one
+    ``str.translate`` pass (linear, no Python call per character).
+    """
     if text.isascii():
         return text
-    return _NON_ASCII_RE.sub(lambda m: _fold_char(m.group()), text)
+    table = {}
+    for c in set(text):
+        if not c.isascii():
+            folded = _fold_char(c)
+            if folded != c:
+                table[ord(c)] = folded
+    return text.translate(table) if table else text
 
 
 def strip_reasoning(text: str) -> str:
-    """Remove ``<think>`` blocks (closed, unclosed leading, unclosed trailing)."""
+    """Remove ``<think>`` blocks (closed, unclosed leading, unclosed trailing).
+
+    Tags are ``<think>``, ``<thinking>`` and ``<reasoning>`` (any case; a closing tag may
+    have spaces before ``>``). In order:
+
+    1. every closed block, from an opening tag to the next closing tag of the same
+       name, is replaced by a space (scanning left to right; blocks do not nest);
+    2. if a closing tag is left (the block was opened in the prompt), only the text
+       after the last one is kept;
+    3. if an opening tag is left (the answer was cut off while thinking), the text
+       from the first one on is dropped.
+
+    Linear in the length whatever the tags: the text between blocks is scanned by the
+    regex engine, and an opening tag with no closing tag of its name after it is never
+    searched past (a megabyte of unclosed or mismatched tags takes milliseconds).
+    """
     if "<" not in text:
         return text
-    closes = list(_THINK_CLOSE_RE.finditer(text))
-    if closes:  # (only then: the block regex is quadratic on many unclosed blocks)
-        text = _THINK_BLOCK_RE.sub(" ", text)
-        closes = list(_THINK_CLOSE_RE.finditer(text))
-    if closes:  # the block was opened in the prompt: the answer follows the last close
-        text = text[closes[-1].end() :]
-    m = _THINK_OPEN_RE.search(text)
-    if m:  # cut off while thinking: nothing after it is an answer
-        text = text[: m.start()]
-    return text
+    if _THINK_CLOSE_RE.search(text) is None:  # no block, nothing opened in the prompt
+        m = _THINK_OPEN_RE.search(text)
+        return text if m is None else text[: m.start()]
+    # where the last closing tag of each name starts (-1: none): an opening tag of that
+    # name before it has a block; one after it never will
+    last_close = {name: _last_close_span(text, name) for name in _THINK_NAMES}
+    live = frozenset(name for name, (at, _) in last_close.items() if at >= 0)
+    removed: list[tuple[int, int]] = []  # [start, end) of each closed block
+    lo = 0  # end of the last closing tag left outside the blocks
+    pos = 0
+    while True:
+        m = _open_re(live).search(text, pos) if live else None
+        region_end = m.start() if m is not None else len(text)
+        c = _LAST_CLOSE_RE.match(text, pos, region_end) if region_end > pos else None
+        if c is not None:
+            lo = c.end()
+        if m is None:
+            break
+        name = m.group(1).lower()
+        if last_close[name][0] < m.end():  # no closing tag of its name after it
+            live = live - {name}
+            pos = m.end()
+            continue
+        close = _CLOSE_RES[name].search(text, m.end())
+        assert close is not None  # a closing tag of this name starts after m
+        removed.append((m.start(), close.end()))
+        pos = close.end()
+    # the first opening tag after lo outside the removed blocks: an opening tag outside
+    # every block is one with no closing tag of its name after it
+    hi = len(text)
+    starts = [a for a, _ in removed]
+    for name in _THINK_NAMES:
+        p = max(lo, last_close[name][1])
+        while p < hi:
+            m = _OPEN_RES[name].search(text, p, hi)
+            if m is None:
+                break
+            i = bisect_right(starts, m.start()) - 1
+            if i >= 0 and m.start() < removed[i][1]:  # inside a block
+                p = removed[i][1]
+                continue
+            hi = m.start()
+    parts: list[str] = []
+    cut = lo
+    for a, b in removed:
+        if b <= lo or a >= hi:
+            continue
+        parts.append(text[cut:a])
+        parts.append(" ")
+        cut = b
+    parts.append(text[cut:hi])
+    return "".join(parts)
+
+
+def _last_close_span(text: str, name: str) -> tuple[int, int]:
+    """Start and end of the last closing tag ``name`` in ``text``; ``(-1, 0)``: none."""
+    m = _LAST_CLOSE_OF[name].match(text)
+    return (-1, 0) if m is None else m.span(1)
+
+
+@lru_cache(maxsize=8)
+def _open_re(names: frozenset[str]) -> re.Pattern[str]:
+    alts = "|".join(sorted(names, key=len, reverse=True))
+    return re.compile(rf"<({alts})>", re.I)
 
 
 def _strip_enumeration(text: str) -> str:
@@ -219,6 +325,8 @@ def _alpha_ids(text: str) -> tuple[list[int], bool, bool]:
         if chains:
             best = max(chains, key=lambda c: len(_ALPHA_RE.findall(c)))
             found = _ALPHA_RE.findall(best)
+    if not found:
+        found = _ANSWER_ALPHA_RE.findall(text)[:1]
     if found:
         return [_letter_id(c) for c in found], False, False
     ids, weak = _numeric_ids(text)
@@ -260,7 +368,12 @@ def parse_permutation(
     raw = "" if text is None else str(text)
     if n == 0:
         return WindowParse(listed=())
-    cleaned = fold_lookalikes(strip_reasoning(raw))
+    cleaned = strip_reasoning(raw)
+    cut = len(cleaned) > MAX_ANSWER_CHARS
+    if cut:  # NUL between the halves: no id, chain or label can span the cut
+        half = MAX_ANSWER_CHARS // 2
+        cleaned = cleaned[:half] + "\x00" + cleaned[-half:]
+    cleaned = fold_lookalikes(cleaned)
     if id_style == "alpha":
         ids, fallback, weak = _alpha_ids(cleaned)
     else:
@@ -281,5 +394,5 @@ def parse_permutation(
                 f"{_excerpt(raw)!r}"
             )
         return WindowParse(listed=(), repaired=True)
-    repaired = fallback or len(listed) != len(ids) or (expect_all and len(listed) < n)
+    repaired = cut or fallback or len(listed) != len(ids) or (expect_all and len(listed) < n)
     return WindowParse(listed=tuple(listed), repaired=repaired)

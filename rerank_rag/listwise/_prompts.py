@@ -14,7 +14,8 @@ self-contained (no state between calls), so the listwise ranker and JointRank sh
 
 Passages are sanitised (bracketed ids inside a passage become ``(3)``, whitespace and
 line breaks collapsed) and truncated to ``max_passage_tokens`` tokens
-(:mod:`rerank_rag._text`). Ids are ``[1]``, ``[2]``, ... or, with ``id_style="alpha"``,
+(:mod:`rerank_rag._text`); the query is collapsed and truncated to ``max_query_tokens``
+tokens (default 256) the same way, so a huge query cannot blow up every prompt. Ids are ``[1]``, ``[2]``, ... or, with ``id_style="alpha"``,
 ``[A]``, ``[B]``, ...; alpha ids are used only for windows of at most 26 passages, larger
 windows fall back to numbers (``parse`` applies the same rule, so it always reads the
 ids ``build`` used).
@@ -27,8 +28,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .._errors import ParseError
+from .._evidence import with_evidence
 from .._protocols import WindowParse, WindowPrompt
-from .._text import collapse_whitespace, prepare_passage
+from .._text import prepare_passage, truncate_tokens
 from ..llm._base import Completion, LLMRequest
 from ._parse import fold_lookalikes, parse_permutation
 
@@ -53,14 +55,23 @@ def _check_style(id_style: str) -> str:
     return id_style
 
 
-def _check_budget(max_passage_tokens: int | None) -> int | None:
-    if max_passage_tokens is None:
+#: Default token budget of the query in a prompt.
+DEFAULT_MAX_QUERY_TOKENS = 256
+
+
+def _check_budget(value: int | None, name: str = "max_passage_tokens") -> int | None:
+    if value is None:
         return None
-    if isinstance(max_passage_tokens, bool) or not isinstance(max_passage_tokens, int):
-        raise TypeError("max_passage_tokens must be an int or None")
-    if max_passage_tokens < 1:
-        raise ValueError(f"max_passage_tokens must be >= 1, got {max_passage_tokens}")
-    return max_passage_tokens
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int or None")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return value
+
+
+def prepare_query(query: str, max_query_tokens: int | None) -> str:
+    """The query as shown in a prompt: whitespace collapsed, cut to the token budget."""
+    return truncate_tokens(query, max_query_tokens)
 
 
 def _check_max_tokens(max_tokens: int | None) -> int | None:
@@ -94,6 +105,8 @@ class _TextPrompt:
     name = "text"
     #: whether the prompt asks for every id (missing ids then count as a repair)
     expect_all = True
+    #: renders a first-stage note attached by FirstStageEvidence (InsertRank)
+    renders_evidence = True
 
     def __init__(
         self,
@@ -101,16 +114,22 @@ class _TextPrompt:
         id_style: str = "numeric",
         max_passage_tokens: int | None = 300,
         max_tokens: int | None = None,
+        max_query_tokens: int | None = DEFAULT_MAX_QUERY_TOKENS,
     ) -> None:
         self.id_style = _check_style(id_style)
         self.max_passage_tokens = _check_budget(max_passage_tokens)
         self.max_tokens = _check_max_tokens(max_tokens)
+        self.max_query_tokens = _check_budget(max_query_tokens, "max_query_tokens")
 
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(id_style={self.id_style!r}, "
-            f"max_passage_tokens={self.max_passage_tokens!r}, max_tokens={self.max_tokens!r})"
+            f"max_passage_tokens={self.max_passage_tokens!r}, max_tokens={self.max_tokens!r}, "
+            f"max_query_tokens={self.max_query_tokens!r})"
         )
+
+    def _query(self, query: str) -> str:
+        return prepare_query(query, self.max_query_tokens)
 
     def _alpha(self, n: int) -> bool:
         return self.id_style == "alpha" and n <= _ALPHA_MAX
@@ -122,7 +141,8 @@ class _TextPrompt:
         return 4 * n + 16
 
     def _texts(self, passages: Sequence[str]) -> list[str]:
-        return [prepare_passage(p, self.max_passage_tokens) for p in passages]
+        # a first-stage note attached by FirstStageEvidence (InsertRank) follows the text
+        return [with_evidence(prepare_passage(p, self.max_passage_tokens), p) for p in passages]
 
     def parse(self, completion: Completion, n: int, *, strict: bool = False) -> WindowParse:
         """Read the ids from ``completion.text`` (see :func:`parse_permutation`)."""
@@ -140,6 +160,7 @@ class _TextPrompt:
             "id_style": self.id_style,
             "max_passage_tokens": self.max_passage_tokens,
             "max_tokens": self.max_tokens,
+            "max_query_tokens": self.max_query_tokens,
         }
 
 
@@ -154,6 +175,7 @@ class RankGPTPrompt(_TextPrompt):
         id_style: ``"numeric"`` or ``"alpha"`` (letters for windows of up to 26).
         max_passage_tokens: truncation budget per passage (``None``: no truncation).
         max_tokens: answer budget; default ``4 * n + 16``.
+        max_query_tokens: truncation budget of the query (``None``: no truncation).
     """
 
     name = "rankgpt"
@@ -163,7 +185,7 @@ class RankGPTPrompt(_TextPrompt):
         _check_passages(query, passages)
         n = len(passages)
         alpha = self._alpha(n)
-        q = collapse_whitespace(query)
+        q = self._query(query)
         first, last = f"[{_label(0, alpha)}]", f"[{_label(n - 1, alpha)}]"
         kind = "a letter" if alpha else "a number"
         messages: list[dict[str, str]] = [
@@ -220,7 +242,7 @@ class RelevantOnlyPrompt(_TextPrompt):
             "answers it partly or indirectly; it is on the topic but does not answer; "
             "it is unrelated.",
             "",
-            f"QUERY: {collapse_whitespace(query)}",
+            f"QUERY: {self._query(query)}",
             "",
             "SNIPPETS:",
         ]
@@ -270,9 +292,11 @@ class FirstTokenPrompt:
             or ``"numeric"`` (always numbers).
         max_passage_tokens: truncation budget per passage (``None``: no truncation).
         top_logprobs: how many first-token alternatives to request (OpenAI allows 20).
+        max_query_tokens: truncation budget of the query (``None``: no truncation).
     """
 
     name = "first-token"
+    renders_evidence = True
 
     def __init__(
         self,
@@ -280,9 +304,11 @@ class FirstTokenPrompt:
         id_style: str = "alpha",
         max_passage_tokens: int | None = 300,
         top_logprobs: int = 20,
+        max_query_tokens: int | None = DEFAULT_MAX_QUERY_TOKENS,
     ) -> None:
         self.id_style = _check_style(id_style)
         self.max_passage_tokens = _check_budget(max_passage_tokens)
+        self.max_query_tokens = _check_budget(max_query_tokens, "max_query_tokens")
         if isinstance(top_logprobs, bool) or not isinstance(top_logprobs, int) or top_logprobs < 1:
             raise ValueError(f"top_logprobs must be a positive int, got {top_logprobs!r}")
         self.top_logprobs = top_logprobs
@@ -299,6 +325,7 @@ class FirstTokenPrompt:
             "id_style": self.id_style,
             "max_passage_tokens": self.max_passage_tokens,
             "top_logprobs": self.top_logprobs,
+            "max_query_tokens": self.max_query_tokens,
         }
 
     def _alpha(self, n: int) -> bool:
@@ -312,11 +339,12 @@ class FirstTokenPrompt:
         lines = [
             "Which passage is the most relevant to the search query?",
             "",
-            f"QUERY: {collapse_whitespace(query)}",
+            f"QUERY: {prepare_query(query, self.max_query_tokens)}",
             "",
             "PASSAGES:",
         ]
-        for i, text in enumerate(prepare_passage(p, self.max_passage_tokens) for p in passages):
+        for i, p in enumerate(passages):
+            text = with_evidence(prepare_passage(p, self.max_passage_tokens), p)
             lines.append(f"[{_label(i, alpha)}] {text}")
         lines += [
             "",

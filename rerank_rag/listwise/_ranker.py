@@ -10,37 +10,39 @@ everything that could beat them; ``passes > 1`` repeats the whole sweep.
 
 Single mode: one call over all candidates (no window; mind the model's context).
 
-Failures degrade, never crash (unless ``strict=True``): a failed call
-(:class:`~rerank_rag.LLMError`) or an answer with no usable id keeps that window's
-previous order (``usage.fallbacks``); a partial or repaired answer is completed with the
-missing candidates in their previous order (``usage.parse_repairs``).
+Error policy (see docs/reliability.md): a transient failure (a call that still failed
+after the backend's retries, or an answer with no usable id) keeps that window's previous
+order (``usage.fallbacks``; one WARNING per ranking); a partial or repaired answer is
+completed with the missing candidates in their previous order (``usage.parse_repairs``).
+A non-transient error (:class:`~rerank_rag.LLMConfigurationError`: wrong key, wrong URL,
+unknown model) is raised, never fallen back from. ``strict=True`` raises on transient
+failures too.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 from .._errors import LLMError, ParseError, RankingFailedError
 from .._plan import Plan
 from .._protocols import WindowParse, WindowPrompt
-from .._ranker import PlanRanker
-from .._types import Candidate, Usage
+from .._ranker import PlanRanker, raise_if_permanent, warn_degraded
+from .._types import Candidate, Usage, check_int
 from ..llm._adapt import as_backend
 from ..llm._base import Completion
-from ._prompts import get_prompt
+from ._prompts import DEFAULT_MAX_QUERY_TOKENS, get_prompt
 
 __all__ = ["ListwiseRanker", "window_spans"]
 
 _MODES = ("sliding", "single")
 
+log = logging.getLogger("rerank_rag.listwise")
+
 
 def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
+    return check_int(name, value, minimum)
 
 
 def window_spans(n: int, window_size: int, step: int) -> list[tuple[int, int]]:
@@ -78,15 +80,20 @@ class ListwiseRanker(PlanRanker):
             LLM object accepted by :func:`rerank_rag.llm.as_backend`.
         prompt: ``"rankgpt"`` (default), ``"relevant-only"``, ``"first-token"``, or a
             :class:`~rerank_rag.WindowPrompt` object (used as is: its own truncation
-            settings apply and ``max_passage_tokens``/``id_style`` are ignored).
+            settings apply and ``max_passage_tokens``/``max_query_tokens``/``id_style``
+            are ignored).
         mode: ``"sliding"`` (windows back to front) or ``"single"`` (one call over all
             candidates).
         window_size: candidates per window (>= 2).
-        step: how far each window moves towards the front (1 <= step <= window_size).
+        step: how far each window moves towards the front (1 <= step <= window_size);
+            default ``window_size // 2`` (RankGPT's 20/10), so any window size works
+            on its own.
         passes: full sweeps over the list (>= 1); more passes sort deeper than the top
             ``window_size - step``.
         max_passage_tokens: truncation budget per passage in the prompt (``None`` for
             no truncation).
+        max_query_tokens: truncation budget of the query in the prompt (``None`` for no
+            truncation; default 256).
         strict: raise instead of degrading: :class:`~rerank_rag.RankingFailedError` for a
             failed call, :class:`~rerank_rag.ParseError` for an answer with no usable id.
         id_style: ``"numeric"`` or ``"alpha"`` ids for the text prompts (default numeric).
@@ -107,31 +114,38 @@ class ListwiseRanker(PlanRanker):
         prompt: str | WindowPrompt = "rankgpt",
         mode: str = "sliding",
         window_size: int = 20,
-        step: int = 10,
+        step: int | None = None,
         passes: int = 1,
         max_passage_tokens: int | None = 300,
         strict: bool = False,
         id_style: str | None = None,
+        max_query_tokens: int | None = DEFAULT_MAX_QUERY_TOKENS,
     ) -> None:
         if mode not in _MODES:
             raise ValueError(f"mode must be one of {', '.join(_MODES)}, got {mode!r}")
         self.window_size = _check_int("window_size", window_size, 2)
+        if step is None:
+            step = max(1, self.window_size // 2)
         self.step = _check_int("step", step, 1)
-        if step > window_size:
+        if self.step > self.window_size:
             raise ValueError(f"step ({step}) must be <= window_size ({window_size})")
         self.passes = _check_int("passes", passes, 1)
         if max_passage_tokens is not None:
-            _check_int("max_passage_tokens", max_passage_tokens, 1)
+            max_passage_tokens = _check_int("max_passage_tokens", max_passage_tokens, 1)
+        if max_query_tokens is not None:
+            max_query_tokens = _check_int("max_query_tokens", max_query_tokens, 1)
         if not isinstance(strict, bool):
             raise TypeError(f"strict must be a bool, got {type(strict).__name__}")
         kw: dict[str, Any] = {}
         if isinstance(prompt, str):
             kw["max_passage_tokens"] = max_passage_tokens
+            kw["max_query_tokens"] = max_query_tokens
             if id_style is not None:
                 kw["id_style"] = id_style
         self.prompt: WindowPrompt = get_prompt(prompt, **kw)
         self.mode = mode
         self.max_passage_tokens = max_passage_tokens
+        self.max_query_tokens = max_query_tokens
         self.strict = strict
         self.id_style = id_style
         self.llm = as_backend(llm)
@@ -155,6 +169,7 @@ class ListwiseRanker(PlanRanker):
             "step": self.step,
             "passes": self.passes,
             "max_passage_tokens": self.max_passage_tokens,
+            "max_query_tokens": self.max_query_tokens,
             "strict": self.strict,
             "id_style": self.id_style,
             "llm": llm_config() if callable(llm_config) else None,
@@ -170,27 +185,42 @@ class ListwiseRanker(PlanRanker):
             return [(0, n)] if n >= 2 else []
         return [(a, b) for a, b in window_spans(n, self.window_size, self.step) if b - a >= 2]
 
-    def _read(self, outcome: Completion | LLMError, m: int, usage: Usage) -> list[int]:
-        """The new order of a window of ``m`` positions (previous order on failure)."""
+    def _read(
+        self,
+        outcome: Completion | LLMError,
+        m: int,
+        usage: Usage,
+        failures: list[str] | None = None,
+    ) -> list[int]:
+        """The new order of a window of ``m`` positions (previous order on failure).
+
+        A non-transient error is raised; a transient failure keeps the previous order,
+        counts in ``usage.fallbacks`` and adds its reason to ``failures``.
+        """
         identity = list(range(m))
+        notes = failures if failures is not None else []
         if isinstance(outcome, LLMError):
+            raise_if_permanent(outcome)
             if self.strict:
                 raise RankingFailedError(
                     f"LLM call failed for a window of {m}: {outcome}"
                 ) from outcome
             usage.fallbacks += 1
+            notes.append(f"LLM call failed: {outcome}")
             return identity
         try:
             parsed = self.prompt.parse(outcome, m, strict=self.strict)
-        except ParseError:
+        except ParseError as exc:
             if self.strict:
                 raise
             usage.fallbacks += 1
+            notes.append(f"unparsable answer: {exc}")
             return identity
         except Exception as exc:  # noqa: BLE001 - a custom prompt's bug must not lose docs
             if self.strict:
                 raise ParseError(f"prompt parse failed: {type(exc).__name__}: {exc}") from exc
             usage.fallbacks += 1
+            notes.append(f"prompt parse failed: {type(exc).__name__}: {exc}")
             return identity
         if not isinstance(parsed, WindowParse):
             raise TypeError(f"prompt.parse must return a WindowParse, got {type(parsed).__name__}")
@@ -205,6 +235,7 @@ class ListwiseRanker(PlanRanker):
             if self.strict:
                 raise ParseError(f"the LLM answer for a window of {m} had no usable id")
             usage.fallbacks += 1
+            notes.append(f"the answer names no valid id: {outcome.text[:80]!r}")
             return identity
         if repaired:
             usage.parse_repairs += 1
@@ -217,12 +248,17 @@ class ListwiseRanker(PlanRanker):
         texts = [c.text for c in cands]
         order = list(range(n))  # order[r] = input index at rank r
         spans = self.spans(n)
+        failures: list[str] = []
         for _ in range(self.passes):
             for start, end in spans:
                 window = order[start:end]
                 request = self.prompt.build(query, [texts[i] for i in window])
                 (outcome,) = yield [request]
-                new = self._read(outcome, len(window), usage)
+                new = self._read(outcome, len(window), usage, failures)
                 order[start:end] = [window[j] for j in new]
+        warn_degraded(
+            log, "ListwiseRanker", failures, len(spans) * self.passes, "windows",
+            "their previous order",
+        )
         scores = [1.0 - r / n for r in range(n)]
         return order, scores

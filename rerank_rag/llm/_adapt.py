@@ -48,7 +48,7 @@ from typing import Any
 
 from .._errors import LLMConnectionError, LLMError, LLMTimeoutError
 from ._base import Completion, LLMBackend, Message, normalize_messages
-from ._retry import ConcurrencyLimit
+from ._limit import ConcurrencyLimit
 
 __all__ = ["HaystackLLM", "LangChainLLM", "LlamaIndexLLM", "as_backend", "framework_of"]
 

@@ -61,8 +61,15 @@ class Completion:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Completion:
+        """Inverse of :meth:`to_json`. A missing or ``null`` text is ``""`` (the model
+        said nothing); a text of another type raises ``ValueError``."""
+        text = data.get("text")
+        if text is None:
+            text = ""
+        elif not isinstance(text, str):
+            raise ValueError(f"completion text must be a string, got {type(text).__name__}")
         return cls(
-            text=str(data.get("text", "")),
+            text=text,
             prompt_tokens=int(data.get("prompt_tokens", 0)),
             completion_tokens=int(data.get("completion_tokens", 0)),
             top_logprobs=data.get("top_logprobs"),

@@ -23,12 +23,24 @@ Two stores ship:
 
 Concurrent misses for the same key are not coalesced: both calls reach the backend and
 the last answer is stored.
+
+Keys are exact: parameters are serialised canonically (mapping keys as strings, so
+``{42: 5}`` and ``{"42": 5}`` are the same ``logit_bias``); a parameter with no JSON form
+(an arbitrary object) is never reduced to its type name: such a call bypasses the cache,
+with one WARNING per backend. A backend with neither ``cache_identity()`` nor
+``to_config()`` cannot be wrapped in :class:`CachedLLM` without an explicit
+``identity=`` (two instances with different models would otherwise share answers).
+
+A cache is an optimisation, never a reason to lose a ranking: if a cache fails while in
+use (a locked or damaged SQLite file, a full disk), the backend logs one WARNING and goes
+on without it. Opening a damaged SQLite file raises :class:`~rerank_rag.CacheError`
+naming the path.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -38,16 +50,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Protocol, Self, runtime_checkable
 
+from .._errors import CacheError
 from ._base import Completion, Message, normalize_messages
+from ._cache_keys import (  # re-exported: the key rules live there
+    IGNORED_PARAMS,
+    Uncacheable,
+    _canonical,
+    _scrub_identity,
+    backend_identity,
+    cache_key,
+)
 
 __all__ = ["CachedLLM", "MemoryCache", "ResponseCache", "SQLiteCache", "cache_key"]
 
-#: Call parameters that never change the answer and are not part of the key.
-IGNORED_PARAMS = frozenset({"callbacks", "timeout"})
-
-#: Identity entries whose name ends like this are dropped (credentials never enter keys).
-_SECRET_SUFFIXES = ("key", "_token", "secret", "password", "authorization", "credentials")
-
+log = logging.getLogger("rerank_rag.llm")
 
 @runtime_checkable
 class ResponseCache(Protocol):
@@ -58,51 +74,8 @@ class ResponseCache(Protocol):
     def set(self, key: str, value: Mapping[str, Any]) -> None: ...
 
 
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, (set, frozenset)):
-        return sorted(obj, key=repr)
-    if isinstance(obj, bytes):
-        return obj.decode("utf-8", "replace")
-    if hasattr(obj, "to_json"):
-        return obj.to_json()
-    # Not JSON: identify by type only (a repr may hold memory addresses or secrets).
-    return f"<{type(obj).__module__}.{type(obj).__qualname__}>"
-
-
-def _scrub_identity(identity: Mapping[str, Any]) -> dict[str, Any]:
-    """Drop anything that looks like a credential from a cache identity."""
-    return {str(k): v for k, v in identity.items() if not str(k).lower().endswith(_SECRET_SUFFIXES)}
-
-
-def backend_identity(backend: Any) -> dict[str, Any]:
-    """``backend.cache_identity()`` (scrubbed), or the backend's type as a fallback."""
-    fn = getattr(backend, "cache_identity", None)
-    if callable(fn):
-        return _scrub_identity(fn())
-    t = type(backend)
-    return {"backend": f"{t.__module__}.{t.__qualname__}"}
-
-
-def cache_key(
-    identity: Mapping[str, Any], messages: Sequence[Message], params: Mapping[str, Any]
-) -> str:
-    """The sha256 hex key of one call (see the module docstring for what goes in)."""
-    payload = {
-        "v": 1,
-        "backend": dict(identity),
-        "messages": [{"role": m["role"], "content": m["content"]} for m in messages],
-        "params": {k: v for k, v in params.items() if k not in IGNORED_PARAMS},
-    }
-    blob = json.dumps(
-        payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default
-    )
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
-
-
-def lookup(cache: ResponseCache, key: str) -> Completion | None:
-    """A cached :class:`Completion` (``cached=True``, ``retries=0``) or ``None``."""
-    value = cache.get(key)
-    if value is None:
+def _from_value(value: Any) -> Completion | None:
+    if not isinstance(value, Mapping):
         return None
     try:
         return replace(Completion.from_json(value), cached=True, retries=0)
@@ -110,11 +83,92 @@ def lookup(cache: ResponseCache, key: str) -> Completion | None:
         return None
 
 
+def lookup(cache: ResponseCache, key: str) -> Completion | None:
+    """A cached :class:`Completion` (``cached=True``, ``retries=0``) or ``None``."""
+    return _from_value(cache.get(key))
+
+
 def store(cache: ResponseCache, key: str, completion: Completion) -> None:
     """Store a successful, non-cached completion."""
-    if completion.cached:
+    if completion.cached or not isinstance(completion.text, str):
         return
     cache.set(key, completion.to_json())
+
+
+class GuardedCache:
+    """A response cache as one backend uses it: any failure degrades to "no cache".
+
+    * A call whose parameters have no JSON form bypasses the cache (one WARNING).
+    * If the store fails (``get`` or ``set`` raises: a locked or damaged SQLite file, a
+      full disk, ...), one WARNING names the cache and the error, and this backend goes
+      on without it: the call itself is made and answered normally.
+    """
+
+    def __init__(self, cache: ResponseCache, owner: str) -> None:
+        self.cache = cache
+        self.owner = owner
+        self.broken = False
+        self._warned: set[str] = set()
+        self._lock = threading.Lock()
+
+    def _warn_once(self, kind: str, message: str, *args: Any) -> None:
+        with self._lock:
+            if kind in self._warned:
+                return
+            self._warned.add(kind)
+        log.warning(message, *args)
+
+    def key(
+        self, identity: Mapping[str, Any], messages: Sequence[Message], params: Mapping[str, Any]
+    ) -> str | None:
+        """The key of one call, or ``None`` when it cannot (or should not) be cached."""
+        if self.broken:
+            return None
+        try:
+            return cache_key(identity, messages, params)
+        except Uncacheable as exc:
+            self._warn_once(
+                "uncacheable",
+                "%s: %s; calls with it bypass the response cache",
+                self.owner,
+                exc,
+            )
+            return None
+
+    def _fail(self, exc: BaseException) -> None:
+        self.broken = True
+        self._warn_once(
+            "broken",
+            "%s: the response cache %r failed (%s: %s); continuing without it",
+            self.owner,
+            self.cache,
+            type(exc).__name__,
+            exc,
+        )
+
+    def get(self, key: str | None) -> Completion | None:
+        if key is None or self.broken:
+            return None
+        try:
+            value = self.cache.get(key)
+        except Exception as exc:  # noqa: BLE001 - a cache failure is never a call failure
+            self._fail(exc)
+            return None
+        return _from_value(value)
+
+    def put(self, key: str | None, completion: Completion) -> None:
+        if key is None or self.broken:
+            return
+        try:
+            store(self.cache, key, completion)
+        except Exception as exc:  # noqa: BLE001
+            self._fail(exc)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"cache": self.cache, "owner": self.owner}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["cache"], state["owner"])  # type: ignore[misc]
 
 
 class MemoryCache:
@@ -184,23 +238,36 @@ class SQLiteCache:
 
     def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0) -> None:
         self.path = os.fspath(path)
-        if self.path != ":memory:":
-            parent = os.path.dirname(os.path.abspath(self.path))
-            os.makedirs(parent, exist_ok=True)
+        self.timeout = timeout
         self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = sqlite3.connect(
-            self.path, timeout=timeout, isolation_level=None, check_same_thread=False
-        )
-        with self._lock:
+        self._conn: sqlite3.Connection | None = None
+        try:
             if self.path != ":memory:":
-                try:
-                    self._conn.execute("PRAGMA journal_mode=WAL")
-                except sqlite3.OperationalError:  # e.g. a file system without WAL support
-                    pass
-            self._conn.execute(
-                "CREATE TABLE IF NOT EXISTS responses ("
-                "key TEXT PRIMARY KEY, value TEXT NOT NULL, created REAL NOT NULL)"
+                parent = os.path.dirname(os.path.abspath(self.path))
+                os.makedirs(parent, exist_ok=True)
+            self._conn = sqlite3.connect(
+                self.path, timeout=timeout, isolation_level=None, check_same_thread=False
             )
+            with self._lock:
+                if self.path != ":memory:":
+                    try:
+                        self._conn.execute("PRAGMA journal_mode=WAL")
+                    except sqlite3.OperationalError as exc:  # no WAL support: fine; else not
+                        if "not a database" in str(exc) or "malformed" in str(exc):
+                            raise
+                self._conn.execute(
+                    "CREATE TABLE IF NOT EXISTS responses ("
+                    "key TEXT PRIMARY KEY, value TEXT NOT NULL, created REAL NOT NULL)"
+                )
+                self._conn.execute("SELECT COUNT(*) FROM responses LIMIT 1").fetchone()
+        except (sqlite3.Error, OSError) as exc:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+            raise CacheError(
+                f"cannot use the response cache file {self.path!r}: {type(exc).__name__}: "
+                f"{exc} (a damaged or foreign file: delete it or choose another path)"
+            ) from exc
 
     def __repr__(self) -> str:
         return f"SQLiteCache(path={self.path!r})"
@@ -251,10 +318,10 @@ class SQLiteCache:
         self.close()
 
     def __getstate__(self) -> dict[str, Any]:  # picklable: reopen the same file
-        return {"path": self.path}
+        return {"path": self.path, "timeout": self.timeout}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["path"])  # type: ignore[misc]
+        self.__init__(state["path"], timeout=state.get("timeout", 30.0))  # type: ignore[misc]
 
 
 class CachedLLM:
@@ -270,15 +337,38 @@ class CachedLLM:
             LangChain / LlamaIndex / Haystack LLM objects).
         cache: a :class:`MemoryCache`, :class:`SQLiteCache` or any object with
             ``get(key) -> dict | None`` and ``set(key, dict)``.
+        identity: what identifies the backend's answers in cache keys (a JSON-able
+            mapping: model, endpoint, sampling settings). Default: the backend's
+            ``cache_identity()``, else its ``to_config()``; a backend with neither must
+            be given one (``TypeError`` otherwise), since its type alone cannot tell two
+            instances with different models apart.
+
+    A failing cache never fails a call: one WARNING, then the backend is called without
+    the cache (see the module docs).
     """
 
-    def __init__(self, backend: Any, cache: ResponseCache) -> None:
+    def __init__(
+        self, backend: Any, cache: ResponseCache, *, identity: Mapping[str, Any] | None = None
+    ) -> None:
         from ._adapt import as_backend
 
         if not (callable(getattr(cache, "get", None)) and callable(getattr(cache, "set", None))):
             raise TypeError("cache must have get(key) and set(key, value) methods")
         self.backend = as_backend(backend)
+        if identity is not None:
+            if not isinstance(identity, Mapping) or not identity:
+                raise TypeError("identity must be a non-empty mapping")
+            t = type(self.backend)
+            self._identity: dict[str, Any] | None = {
+                "backend": f"{t.__module__}.{t.__qualname__}",
+                "identity": _scrub_identity(identity),
+            }
+            _canonical(self._identity, "identity")  # JSON-able, or a clear error now
+        else:
+            self._identity = None
+            backend_identity(self.backend)  # a backend that cannot be told apart: now
         self.cache = cache
+        self._guard = GuardedCache(cache, f"CachedLLM({type(self.backend).__name__})")
         self.hits = 0
         self.misses = 0
         self._lock = threading.Lock()
@@ -291,6 +381,8 @@ class CachedLLM:
         return int(getattr(self.backend, "max_concurrency", 4) or 4)
 
     def cache_identity(self) -> dict[str, Any]:
+        if self._identity is not None:
+            return dict(self._identity)
         return backend_identity(self.backend)
 
     def to_config(self) -> dict[str, Any]:
@@ -311,6 +403,7 @@ class CachedLLM:
         self._lock = threading.Lock()
 
     def key(self, messages: Sequence[Message], params: Mapping[str, Any]) -> str:
+        """The cache key of one call (``TypeError`` for parameters with no JSON form)."""
         return cache_key(self.cache_identity(), normalize_messages(messages), params)
 
     def _count(self, hit: bool) -> None:
@@ -320,24 +413,28 @@ class CachedLLM:
             else:
                 self.misses += 1
 
-    def complete(self, messages: Sequence[Message], **params: Any) -> Completion:
-        key = self.key(messages, params)
-        hit = lookup(self.cache, key)
+    def _lookup(
+        self, messages: Sequence[Message], params: Mapping[str, Any]
+    ) -> tuple[str | None, Completion | None]:
+        key = self._guard.key(self.cache_identity(), normalize_messages(messages), params)
+        hit = self._guard.get(key)
         self._count(hit is not None)
+        return key, hit
+
+    def complete(self, messages: Sequence[Message], **params: Any) -> Completion:
+        key, hit = self._lookup(messages, params)
         if hit is not None:
             return hit
         result = self.backend.complete(messages, **params)
-        store(self.cache, key, result)
+        self._guard.put(key, result)
         return result
 
     async def acomplete(self, messages: Sequence[Message], **params: Any) -> Completion:
-        key = self.key(messages, params)
-        hit = lookup(self.cache, key)
-        self._count(hit is not None)
+        key, hit = self._lookup(messages, params)
         if hit is not None:
             return hit
         result = await self.backend.acomplete(messages, **params)
-        store(self.cache, key, result)
+        self._guard.put(key, result)
         return result
 
     def close(self) -> None:

@@ -10,12 +10,16 @@ Design points:
   follow a :class:`~rerank_rag.llm.RetryPolicy` (429, 5xx, timeouts, connection errors;
   ``Retry-After`` / ``retry-after-ms`` honoured, capped by ``max_delay``). After the last
   attempt the matching :class:`~rerank_rag.LLMError` subclass is raised with
-  ``attempts``. Other 4xx answers raise :class:`~rerank_rag.LLMResponseError` at once;
-  a malformed 200 body (invalid JSON, no ``choices``) is retried once, then raises
-  :class:`~rerank_rag.LLMResponseError`.
-* **One concurrency limit per instance**, shared by every ranker using it: a
-  ``threading.BoundedSemaphore`` on the sync path and an ``asyncio.Semaphore`` per event
-  loop on the async path. Retry waits happen inside the slot (back-pressure on 429s).
+  ``attempts``. HTTP 401/403/404 and unknown-model errors raise
+  :class:`~rerank_rag.LLMConfigurationError` (``transient=False``: rankers raise it, never
+  fall back) at once; other 4xx answers raise :class:`~rerank_rag.LLMResponseError` at
+  once; a malformed 200 body (invalid JSON, no ``choices``) is retried once, then raises
+  :class:`~rerank_rag.LLMResponseError`. A 200 whose body is ``{"error": ...}`` raises
+  with the server's message (its status, if any, is treated like an HTTP status).
+* **One concurrency limit per instance**, shared by every ranker, thread and event loop
+  using it (:class:`~rerank_rag.llm._limit.ConcurrencyLimit`: sync calls, async calls and
+  calls from several loops all draw on the same ``max_concurrency`` slots). Retry waits
+  happen inside the slot (back-pressure on 429s).
 * **No global state.** Each instance owns its clients: one sync ``OpenAI`` client and
   one ``AsyncOpenAI`` client per event loop (an async HTTP pool belongs to the loop that
   opened it), all created lazily.
@@ -38,13 +42,12 @@ from typing import Any, Self
 from .._errors import (
     LLMConnectionError,
     LLMError,
-    LLMRateLimitError,
     LLMResponseError,
-    LLMServerError,
     LLMTimeoutError,
     require,
 )
 from ._base import Completion, Message, normalize_messages
+from ._openai_errors import body_error, status_error
 from ._retry import (
     ConcurrencyLimit,
     RetryPolicy,
@@ -113,7 +116,12 @@ class OpenAICompatibleLLM:
         timeout: seconds per HTTP attempt (connect + read), retried on expiry.
         max_retries: retries after the first attempt on 429/5xx/timeouts/connection
             errors (see ``retry_policy`` for the backoff details).
-        max_concurrency: calls allowed in flight at once through this instance.
+        max_concurrency: calls allowed in flight at once through this instance, in
+            total (all threads and event loops). The default, 20, lets one JointRank
+            round (100 candidates, ``block_size=20, replicas=4``: 20 blocks) go out at
+            once. On a rate-limited API tier lower it (e.g. 4-8): 429s are retried
+            inside the slot (honouring ``Retry-After``), but a burst costs retries and
+            time; for a single-slot local server use 1.
         cache: optional response cache (:class:`~rerank_rag.llm.MemoryCache`,
             :class:`~rerank_rag.llm.SQLiteCache`, ...). Hits make no request.
         default_params: extra request fields sent with every call (per-call params win),
@@ -139,7 +147,7 @@ class OpenAICompatibleLLM:
         seed: int | None = None,
         timeout: float = 60.0,
         max_retries: int = 4,
-        max_concurrency: int = 8,
+        max_concurrency: int = 20,
         cache: Any = None,
         default_params: Mapping[str, Any] | None = None,
         retry_policy: RetryPolicy | None = None,
@@ -173,6 +181,11 @@ class OpenAICompatibleLLM:
                 "cache must have get(key) and set(key, value) methods (e.g. MemoryCache())"
             )
         self.cache = cache
+        self._cache_guard: Any = None
+        if cache is not None:
+            from ._cache import GuardedCache
+
+            self._cache_guard = GuardedCache(cache, f"OpenAICompatibleLLM({model!r})")
         self.default_params: dict[str, Any] = dict(default_params or {})
         self.default_headers: dict[str, str] = dict(default_headers or {})
         self._lock = threading.Lock()
@@ -363,18 +376,9 @@ class OpenAICompatibleLLM:
             msg = str(getattr(exc, "message", "") or exc)
             if len(msg) > 500:
                 msg = msg[:500] + "..."
-            if status == 429:
-                err = LLMRateLimitError(f"rate limited by {where} (HTTP 429): {msg}", status=status)
-            elif status >= 500:
-                err = LLMServerError(
-                    f"server error from {where} (HTTP {status}): {msg}", status=status
-                )
-            elif status == 408:
-                err = LLMTimeoutError(f"{where} answered HTTP 408 (request timeout)", status=status)
-            else:
-                err = LLMResponseError(
-                    f"{where} rejected the request (HTTP {status}): {msg}", status=status
-                )
+            err = status_error(
+                status, where, msg, code=getattr(exc, "code", None), param=getattr(exc, "param", None)
+            )
         elif isinstance(exc, o.APIResponseValidationError):
             err = mark_malformed(LLMResponseError(f"malformed response from {where}: {exc}"))
         else:
@@ -401,6 +405,8 @@ class OpenAICompatibleLLM:
             ) from None
         choices = data.get("choices") if isinstance(data, dict) else None
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            if isinstance(data, dict) and data.get("error") is not None:
+                raise body_error(data["error"], where, lambda t: self._redact(t)[0])
             raise mark_malformed(LLMResponseError(f"malformed response from {where}: no choices"))
         choice = choices[0]
         message = choice.get("message") or {}
@@ -463,10 +469,18 @@ class OpenAICompatibleLLM:
             raise err from err.__cause__
         return self._parse(body)
 
-    def _cache_key(self, messages: tuple[Message, ...], params: Mapping[str, Any]) -> str:
-        from ._cache import cache_key
+    def _cache_lookup(
+        self, messages: tuple[Message, ...], params: Mapping[str, Any]
+    ) -> tuple[str | None, Completion | None]:
+        guard = self._cache_guard
+        if guard is None:
+            return None, None
+        key = guard.key(self.cache_identity(), messages, params)
+        return key, guard.get(key)
 
-        return cache_key(self.cache_identity(), messages, params)
+    def _cache_store(self, key: str | None, completion: Completion) -> None:
+        if key is not None and self._cache_guard is not None:
+            self._cache_guard.put(key, completion)
 
     def complete(self, messages: Sequence[Message] | str, **params: Any) -> Completion:
         """One chat completion (blocking), retried per the policy.
@@ -474,50 +488,36 @@ class OpenAICompatibleLLM:
         Raises:
             LLMRateLimitError / LLMServerError / LLMTimeoutError / LLMConnectionError:
                 still failing after the retries (``err.attempts`` says how many).
-            LLMResponseError: a 4xx other than 429/408, or a malformed body.
+            LLMConfigurationError: HTTP 401/403/404 or an unknown model (also when a
+                200 body carries such an error): never retried.
+            LLMResponseError: another 4xx than 429/408, or a malformed body.
         """
         msgs = normalize_messages(messages)
         kw = self._request(msgs, params)
-        key = None
-        if self.cache is not None:
-            from ._cache import lookup
-
-            key = self._cache_key(msgs, params)
-            hit = lookup(self.cache, key)
-            if hit is not None:
-                return hit
+        key, hit = self._cache_lookup(msgs, params)
+        if hit is not None:
+            return hit
         with self._limit:
             result, retries = call_with_retries(
                 lambda: self._attempt_sync(kw), self.retry_policy, on_retry=self._on_retry
             )
         completion = self._finish(result, msgs, retries)
-        if key is not None:
-            from ._cache import store
-
-            store(self.cache, key, completion)
+        self._cache_store(key, completion)
         return completion
 
     async def acomplete(self, messages: Sequence[Message] | str, **params: Any) -> Completion:
-        """Async twin of :meth:`complete` (per-event-loop client and concurrency limit)."""
+        """Async twin of :meth:`complete` (per-event-loop client, the instance's one limit)."""
         msgs = normalize_messages(messages)
         kw = self._request(msgs, params)
-        key = None
-        if self.cache is not None:
-            from ._cache import lookup
-
-            key = self._cache_key(msgs, params)
-            hit = lookup(self.cache, key)
-            if hit is not None:
-                return hit
+        key, hit = self._cache_lookup(msgs, params)
+        if hit is not None:
+            return hit
         async with self._limit:
             result, retries = await acall_with_retries(
                 lambda: self._attempt_async(kw), self.retry_policy, on_retry=self._on_retry
             )
         completion = self._finish(result, msgs, retries)
-        if key is not None:
-            from ._cache import store
-
-            store(self.cache, key, completion)
+        self._cache_store(key, completion)
         return completion
 
 

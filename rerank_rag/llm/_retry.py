@@ -20,22 +20,16 @@ The wait before retry ``n`` (1-based) is the server's ``retry-after-ms`` /
 ``min(max_delay, initial_delay * multiplier ** (n - 1))`` with jitter; both are capped
 by ``max_delay``.
 
-:class:`ConcurrencyLimit` is the shared helper backends use to bound how many calls run
-at once through one instance: a ``threading.BoundedSemaphore`` for the sync path and one
-``asyncio.Semaphore`` per running event loop for the async path (asyncio primitives
-belong to one loop, so a single global semaphore would break across ``asyncio.run``
-calls).
+:class:`ConcurrencyLimit` (re-exported here) lives in :mod:`rerank_rag.llm._limit`.
 """
 
 from __future__ import annotations
 
 import random
-import threading
 import time
-import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar
+from typing import Any, Literal, TypeVar
 
 from .._errors import (
     LLMConnectionError,
@@ -45,9 +39,10 @@ from .._errors import (
     LLMServerError,
     LLMTimeoutError,
 )
+from ._limit import ConcurrencyLimit
 
 __all__ = [
-    "ConcurrencyLimit",
+    "ConcurrencyLimit",  # from ._limit
     "RetryPolicy",
     "acall_with_retries",
     "call_with_retries",
@@ -55,9 +50,6 @@ __all__ = [
     "mark_malformed",
     "parse_retry_after",
 ]
-
-if TYPE_CHECKING:  # asyncio is imported lazily: it costs ~10 ms
-    import asyncio
 
 T = TypeVar("T")
 
@@ -263,61 +255,3 @@ async def acall_with_retries(
     raise AssertionError(
         "unreachable: the last attempt either returns or raises"
     )  # pragma: no cover
-
-
-class ConcurrencyLimit:
-    """At most ``limit`` concurrent calls through one backend instance.
-
-    Use ``with limit:`` on the sync path and ``async with limit:`` on the async path.
-    The sync path shares one ``threading.BoundedSemaphore``; the async path uses one
-    ``asyncio.Semaphore`` per running event loop (kept in a weak mapping, so a closed
-    loop's semaphore goes away with it). The two paths are limited separately.
-    """
-
-    def __init__(self, limit: int) -> None:
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise ValueError(f"max_concurrency must be a positive int, got {limit!r}")
-        self.limit = limit
-        self._sync = threading.BoundedSemaphore(limit)
-        self._lock = threading.Lock()
-        self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
-            weakref.WeakKeyDictionary()
-        )
-
-    def __repr__(self) -> str:
-        return f"ConcurrencyLimit({self.limit})"
-
-    # sync
-    def __enter__(self) -> Self:
-        self._sync.acquire()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._sync.release()
-
-    # async
-    def async_semaphore(self) -> asyncio.Semaphore:
-        """The semaphore of the running event loop (created on first use)."""
-        import asyncio
-
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            sem = self._per_loop.get(loop)
-            if sem is None:
-                sem = asyncio.Semaphore(self.limit)
-                self._per_loop[loop] = sem
-            return sem
-
-    async def __aenter__(self) -> Self:
-        await self.async_semaphore().acquire()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.async_semaphore().release()
-
-    # pickling / copying: locks cannot be pickled; a copy gets fresh primitives
-    def __getstate__(self) -> dict[str, Any]:
-        return {"limit": self.limit}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["limit"])  # type: ignore[misc]

@@ -8,6 +8,7 @@ Qwen2.5-Coder-1.5B reached P@R 1.00 this way where its listwise output did not).
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections.abc import Mapping
@@ -15,12 +16,14 @@ from typing import Any
 
 from .._errors import LLMError, ParseError, RankingFailedError
 from .._plan import Outcome, Plan
-from .._ranker import PlanRanker, Result
+from .._ranker import PlanRanker, Result, raise_if_permanent, warn_degraded
 from .._text import truncate_tokens
-from .._types import Candidate, Usage
+from .._types import Candidate, Ranking, Usage, check_int
 from ..llm._base import Completion, LLMRequest
 
 __all__ = ["LLMPointwiseRanker", "yes_no_score"]
+
+log = logging.getLogger("rerank_rag.pointwise")
 
 SYSTEM_PROMPT = (
     "You judge whether a passage is useful for answering a search query. "
@@ -93,15 +96,20 @@ class LLMPointwiseRanker(PlanRanker):
       them): the text, ``+1.0`` for an answer starting with "yes", ``-1.0`` for "no",
       ``0.0`` otherwise (counted in ``usage.parse_repairs``; ``strict=True`` raises
       :class:`~rerank_rag.ParseError` instead);
-    * a failed call: ``min(other scores) - 1`` (the lowest score; failed passages keep
-      their input order), counted in ``usage.fallbacks`` (the call also counts in
-      ``usage.failed_calls``); ``strict=True`` raises
-      :class:`~rerank_rag.RankingFailedError` instead.
+    * a call that failed transiently (after the backend's retries): ``min(other
+      scores) - 1`` (the lowest score; failed passages keep their input order), counted
+      in ``usage.fallbacks`` (the call also counts in ``usage.failed_calls``) and logged
+      once per ranking at WARNING; ``strict=True`` raises
+      :class:`~rerank_rag.RankingFailedError` instead;
+    * a non-transient error (:class:`~rerank_rag.LLMConfigurationError`: wrong key,
+      wrong URL, unknown model) is raised, never fallen back from.
 
     Log-odds and the ±1 text scores are on different scales: mixing them only happens
     when a backend returns log-probabilities for some calls and not others.
 
-    A single candidate is returned with score 1.0 without an LLM call.
+    A single candidate is scored too (one call), like every pointwise ranker: its score
+    keeps the log-odds scale, so it can be thresholded (an order-only ranker returns a
+    single candidate without a call).
 
     Args:
         llm: an LLM backend (anything :func:`rerank_rag.llm.as_backend` accepts).
@@ -110,6 +118,8 @@ class LLMPointwiseRanker(PlanRanker):
             documented estimate; whitespace is collapsed).
         strict: raise instead of falling back (see above).
         top_logprobs: how many first-token alternatives to request (1..20).
+        max_query_tokens: the query is cut to this many tokens in the prompt (``None``:
+            no truncation; default 256).
     """
 
     def __init__(
@@ -119,18 +129,18 @@ class LLMPointwiseRanker(PlanRanker):
         max_passage_tokens: int = 300,
         strict: bool = False,
         top_logprobs: int = 20,
+        max_query_tokens: int | None = 256,
     ) -> None:
         from ..llm._adapt import as_backend
 
-        if isinstance(max_passage_tokens, bool) or not isinstance(max_passage_tokens, int):
-            raise TypeError("max_passage_tokens must be an int")
-        if max_passage_tokens < 1:
-            raise ValueError(f"max_passage_tokens must be >= 1, got {max_passage_tokens}")
-        if isinstance(top_logprobs, bool) or not isinstance(top_logprobs, int):
-            raise TypeError("top_logprobs must be an int")
-        if not 1 <= top_logprobs <= 20:
+        max_passage_tokens = check_int("max_passage_tokens", max_passage_tokens, 1)
+        top_logprobs = check_int("top_logprobs", top_logprobs, 1)
+        if top_logprobs > 20:
             raise ValueError(f"top_logprobs must be in 1..20, got {top_logprobs}")
+        if max_query_tokens is not None:
+            max_query_tokens = check_int("max_query_tokens", max_query_tokens, 1)
         self.llm = as_backend(llm)
+        self.max_query_tokens = max_query_tokens
         self.max_passage_tokens = max_passage_tokens
         self.strict = bool(strict)
         self.top_logprobs = top_logprobs
@@ -141,26 +151,39 @@ class LLMPointwiseRanker(PlanRanker):
             f"strict={self.strict})"
         )
 
+    def _trivial(self, cands: list[Candidate], k: int) -> Ranking | None:  # type: ignore[override]
+        # only the empty list is trivial: a single candidate is scored, so its score
+        # stays a log-odds (callers may threshold it)
+        if not cands:
+            return Ranking(order=(), scores=(), usage=Usage())
+        return None
+
     def build_request(self, query: str, passage: str) -> LLMRequest:
         """The chat request sent for one passage."""
         text = truncate_tokens(passage, self.max_passage_tokens)
+        q = truncate_tokens(query, self.max_query_tokens)
         return LLMRequest.chat(
             [
                 {"role": "system", "content": SYSTEM_PROMPT},
-                {"role": "user", "content": USER_TEMPLATE.format(query=query, passage=text)},
+                {"role": "user", "content": USER_TEMPLATE.format(query=q, passage=text)},
             ],
             max_tokens=1,
             temperature=0,
             top_logprobs=self.top_logprobs,
         )
 
-    def _score_outcome(self, i: int, outcome: Outcome, usage: Usage) -> float | None:
+    def _score_outcome(
+        self, i: int, outcome: Outcome, usage: Usage, failures: list[str] | None = None
+    ) -> float | None:
         if isinstance(outcome, LLMError):
+            raise_if_permanent(outcome)
             if self.strict:
                 raise RankingFailedError(
                     f"LLM call for passage {i} failed: {outcome}"
                 ) from outcome
             usage.fallbacks += 1
+            if failures is not None:
+                failures.append(f"LLM call for passage {i} failed: {outcome}")
             return None
         assert isinstance(outcome, Completion)
         if outcome.top_logprobs:
@@ -180,9 +203,13 @@ class LLMPointwiseRanker(PlanRanker):
     def _plan(self, query: str, cands: list[Candidate], usage: Usage) -> Plan[Result]:
         requests = [self.build_request(query, c.text) for c in cands]
         outcomes = yield requests
+        failures: list[str] = []
         raw: list[float | None] = [
-            self._score_outcome(i, o, usage) for i, o in enumerate(outcomes)
+            self._score_outcome(i, o, usage, failures) for i, o in enumerate(outcomes)
         ]
+        warn_degraded(
+            log, "LLMPointwiseRanker", failures, len(cands), "passages", "the lowest score"
+        )
         ok = [s for s in raw if s is not None]
         low = (min(ok) - 1.0) if ok else 0.0
         scores = [low if s is None else s for s in raw]

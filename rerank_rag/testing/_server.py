@@ -124,6 +124,9 @@ class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True  # never keeps the interpreter alive...
     block_on_close = False  # ...and we join our threads ourselves (the stdlib skips daemons)
     allow_reuse_address = True
+    # a JointRank round opens 20+ connections at once; the stdlib default backlog of 5
+    # makes a burst of new connections fail with resets, which a real server never does
+    request_queue_size = 128
 
     def __init__(self, addr: tuple[str, int], owner: ChatServer) -> None:
         self.owner = owner

@@ -9,15 +9,15 @@ sub-questions.
 
 from __future__ import annotations
 
+import asyncio
 import os
-import re
 from collections.abc import Callable, Sequence
 
 import pytest
 
 os.environ["HAYSTACK_TELEMETRY_ENABLED"] = "False"
 
-from rerank_rag import FakeLLM
+from rerank_rag import FakeLLM  # noqa: E402
 from rerank_rag.testing import keyword_oracle  # noqa: E402
 
 CORPUS = [
@@ -29,6 +29,8 @@ CORPUS = [
     ("d5", "Madrid is the capital of Spain and sits on the Manzanares."),
 ]
 KEYWORD = "seine"
+
+
 def oracle_text(messages: Sequence[dict], keyword: str = KEYWORD, subquestions: Sequence[str] = ()) -> str:
     return keyword_oracle(messages, keyword, subquestions)
 
@@ -67,3 +69,63 @@ def store(corpus_docs):
     s = InMemoryDocumentStore()
     s.write_documents(corpus_docs)
     return s
+
+
+def _run_async(build, inputs):
+    from haystack import Pipeline
+
+    if hasattr(Pipeline, "run_async"):
+        return asyncio.run(build(Pipeline).run_async(inputs))
+    from haystack import AsyncPipeline
+
+    return asyncio.run(build(AsyncPipeline).run_async(inputs))
+
+
+@pytest.fixture
+def run_async():
+    """``run_async(build, inputs)``: run ``build(pipeline_class)`` asynchronously with
+    ``Pipeline.run_async`` (Haystack 3) or ``AsyncPipeline.run_async`` (Haystack 2)."""
+    return _run_async
+
+
+@pytest.fixture
+def oracle_generator():
+    """A Haystack ChatGenerator component answering like the oracle that records its
+    lifecycle calls (``events``); works on Haystack 2 and 3."""
+    from haystack import component
+    from haystack.dataclasses import ChatMessage
+
+    @component
+    class OracleChatGenerator:
+        def __init__(self, subquestions: list[str] | None = None) -> None:
+            self.subquestions = list(subquestions or [])
+            self.events: list[str] = []
+
+        def warm_up(self) -> None:
+            self.events.append("warm_up")
+
+        async def warm_up_async(self) -> None:
+            self.events.append("warm_up_async")
+
+        def close(self) -> None:
+            self.events.append("close")
+
+        async def close_async(self) -> None:
+            self.events.append("close_async")
+
+        @component.output_types(replies=list[ChatMessage])
+        def run(self, messages: list[ChatMessage]) -> dict:
+            text = oracle_text([{"content": m.text} for m in messages], subquestions=self.subquestions)
+            return {"replies": [ChatMessage.from_assistant(text)]}
+
+    return OracleChatGenerator
+
+
+@pytest.fixture
+def mock_chat_generator():
+    """Haystack's ``MockChatGenerator`` (Haystack 3; skipped on 2.x, which has none)."""
+    from haystack.components.generators import chat
+
+    if not hasattr(chat, "MockChatGenerator"):
+        pytest.skip("MockChatGenerator needs haystack-ai 3")
+    return chat.MockChatGenerator

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 import pytest
@@ -36,15 +35,15 @@ def _shared_store(corpus_docs) -> InMemoryDocumentStore:
     return store
 
 
-def _bm25_pipeline(store, llm) -> Pipeline:
-    pipe = Pipeline()
+def _bm25_pipeline(store, llm, cls=Pipeline) -> Pipeline:
+    pipe = cls()
     pipe.add_component("retriever", InMemoryBM25Retriever(document_store=store, top_k=4))
     pipe.add_component("ranker", RerankRagListwiseRanker(llm, top_k=2))
     pipe.connect("retriever.documents", "ranker.documents")
     return pipe
 
 
-def test_pipeline_run_and_run_async(store, fake_llm):
+def test_pipeline_run_and_run_async(store, fake_llm, run_async):
     pipe = _bm25_pipeline(store, fake_llm)
     inputs = {"retriever": {"query": QUERY}, "ranker": {"query": QUERY}}
     res = pipe.run(inputs, include_outputs_from={"retriever"})
@@ -53,13 +52,13 @@ def test_pipeline_run_and_run_async(store, fake_llm):
     assert _ids(res["ranker"]["documents"])[0] == "d2" and len(res["ranker"]["documents"]) == 2
     one = pipe.run({"retriever": {"query": QUERY}, "ranker": {"query": QUERY, "top_k": 1}})
     assert _ids(one["ranker"]["documents"]) == ["d2"]  # run-time top_k
-    ares = asyncio.run(pipe.run_async(inputs))
+    ares = run_async(lambda cls: _bm25_pipeline(store, fake_llm, cls), inputs)
     assert _ids(ares["ranker"]["documents"]) == _ids(res["ranker"]["documents"])
     again = pipe.run(inputs)  # warm_up runs on every Pipeline.run: must be harmless
     assert _ids(again["ranker"]["documents"]) == _ids(res["ranker"]["documents"])
 
 
-def test_yaml_round_trip_against_openai_compatible_server(monkeypatch, oracle, corpus_docs):
+def test_yaml_round_trip_against_openai_compatible_server(monkeypatch, oracle, corpus_docs, run_async):
     pytest.importorskip("openai")
     from rerank_rag.llm import OpenAICompatibleLLM
     from rerank_rag.testing import ChatServer
@@ -75,14 +74,14 @@ def test_yaml_round_trip_against_openai_compatible_server(monkeypatch, oracle, c
         loaded = Pipeline.loads(yaml_text)  # no allowlist needed under haystack_integrations
         assert loaded.dumps() == yaml_text
         res = loaded.run(inputs)
-        ares = asyncio.run(loaded.run_async(inputs))
+        ares = run_async(lambda cls: cls.loads(yaml_text), inputs)
         assert srv.requests and all(r["model"] == "test-model" for r in srv.requests)
     assert _ids(res["ranker"]["documents"])[0] == "d2"
     assert _ids(ares["ranker"]["documents"]) == _ids(res["ranker"]["documents"])
 
 
-def _decompose_pipeline(store, llm) -> Pipeline:
-    pipe = Pipeline()
+def _decompose_pipeline(store, llm, cls=Pipeline) -> Pipeline:
+    pipe = cls()
     pipe.add_component(
         "decompose",
         RerankRagDecomposeRetriever(
@@ -93,7 +92,7 @@ def _decompose_pipeline(store, llm) -> Pipeline:
     return pipe
 
 
-def test_decompose_retriever_pipeline(store, oracle):
+def test_decompose_retriever_pipeline(store, oracle, run_async):
     first = InMemoryBM25Retriever(document_store=store).run(QUESTION, top_k=1)["documents"]
     assert _ids(first) != ["d2"]  # precondition: the question alone misses it
     llm = FakeLLM(lambda m: oracle(m, subquestions=SUBS))
@@ -101,7 +100,8 @@ def test_decompose_retriever_pipeline(store, oracle):
     out = pipe.run({"decompose": {"query": QUESTION}})["decompose"]["documents"]
     assert _ids(out)[0] == "d2" and len(set(_ids(out))) == len(out)
     assert [d.score for d in out] == sorted((d.score for d in out), reverse=True)
-    aout = asyncio.run(pipe.run_async({"decompose": {"query": QUESTION}}))["decompose"]["documents"]
+    aout = run_async(lambda cls: _decompose_pipeline(store, llm, cls),
+                     {"decompose": {"query": QUESTION}})["decompose"]["documents"]
     assert _ids(aout) == _ids(out)
     one = pipe.run({"decompose": {"query": QUESTION, "top_k": 1}})["decompose"]["documents"]
     assert _ids(one) == ["d2"]
@@ -125,10 +125,8 @@ def test_decompose_retriever_yaml_round_trip(monkeypatch, oracle, corpus_docs):
     assert _ids(out)[0] == "d2"
 
 
-def test_decompose_retriever_with_chat_generator(store, oracle):
-    from haystack.components.generators.chat import MockChatGenerator
-
-    gen = MockChatGenerator(
+def test_decompose_retriever_with_chat_generator(store, oracle, mock_chat_generator):
+    gen = mock_chat_generator(
         response_fn=lambda msgs: oracle([{"content": m.text} for m in msgs], subquestions=SUBS)
     )
     comp = RerankRagDecomposeRetriever(

@@ -8,7 +8,6 @@ answers with the given sub-questions.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 
 import pytest
@@ -26,6 +25,8 @@ CORPUS = [
 ]
 QUERY = "Which river flows through Paris?"
 KEYWORD = "seine"
+
+
 def oracle_text(messages: Sequence[dict], keyword: str = KEYWORD, subquestions: Sequence[str] = ()) -> str:
     return keyword_oracle(messages, keyword, subquestions)
 
@@ -45,10 +46,16 @@ def fake_llm() -> FakeLLM:
     return FakeLLM(lambda messages: oracle_text(messages))
 
 
-@pytest.fixture
-def bm25_retriever():
-    """A LangChain BaseRetriever over CORPUS backed by rerank-rag's in-memory BM25."""
-    from langchain_core.callbacks import CallbackManagerForRetrieverRun
+def make_bm25_retriever(k: int = 4):
+    """A LangChain BaseRetriever over CORPUS backed by rerank-rag's in-memory BM25.
+
+    Like LangChain's own retrievers it takes ``k`` at construction and per call
+    (``invoke(q, k=2)``); ``calls`` records every query it received.
+    """
+    from langchain_core.callbacks import (
+        AsyncCallbackManagerForRetrieverRun,
+        CallbackManagerForRetrieverRun,
+    )
     from langchain_core.documents import Document
     from langchain_core.retrievers import BaseRetriever
 
@@ -61,15 +68,28 @@ def bm25_retriever():
         calls: list = []
 
         def _get_relevant_documents(
-            self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+            self, query: str, *, run_manager: CallbackManagerForRetrieverRun, k: int | None = None
         ) -> list[Document]:
             self.calls.append(query)
+            if not query.strip():  # like a vector store: any string gets an answer
+                return [Document(page_content=t, id=i) for i, t in CORPUS[: k or self.k]]
             return [
                 Document(page_content=c.text, id=c.id, metadata={"source": c.id, "bm25": c.score})
-                for c in index.search(query, self.k)
+                for c in index.search(query, k or self.k)
             ]
 
-    return BM25MemoryRetriever()
+        async def _aget_relevant_documents(
+            self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun,
+            k: int | None = None,
+        ) -> list[Document]:
+            return self._get_relevant_documents(query, run_manager=run_manager, k=k)
+
+    return BM25MemoryRetriever(k=k)
+
+
+@pytest.fixture
+def bm25_retriever():
+    return make_bm25_retriever()
 
 
 @pytest.fixture
@@ -89,3 +109,9 @@ def oracle_chat_model():
             return oracle_text(msgs, subquestions=self.subquestions)
 
     return OracleChatModel
+
+
+@pytest.fixture
+def bm25_factory():
+    """``make_bm25_retriever`` for tests that build retrievers themselves."""
+    return make_bm25_retriever

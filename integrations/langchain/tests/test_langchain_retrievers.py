@@ -26,7 +26,8 @@ QUERY = "Which river flows through Paris?"  # the corpus fixture's question
 
 
 class Recorder(BaseCallbackHandler):
-    """Records (event, name, run_id, parent_run_id) for retriever and chat-model starts."""
+    """Records (event, name, run_id, parent_run_id) for retriever, chat-model and chain
+    starts (a wrapped model, e.g. ``with_retry()``, runs as a chain around the model)."""
 
     def __init__(self) -> None:
         self.events: list[tuple[str, str, UUID, UUID | None]] = []
@@ -36,6 +37,9 @@ class Recorder(BaseCallbackHandler):
 
     def on_chat_model_start(self, serialized, messages, *, run_id, parent_run_id=None, **kw: Any):
         self.events.append(("chat_model", kw.get("name") or "", run_id, parent_run_id))
+
+    def on_chain_start(self, serialized, inputs, *, run_id, parent_run_id=None, **kw: Any):
+        self.events.append(("chain", kw.get("name") or "", run_id, parent_run_id))  # wrappers
 
 
 def test_reranking_retriever_invoke_batch_ainvoke(bm25_retriever, fake_llm):
@@ -100,7 +104,7 @@ def _assert_nested(rec: Recorder, outer: str) -> None:
         while runs[r][2] is not None:
             r = runs[r][2]
         assert r == roots[0]
-    assert all(runs[c][2] == roots[0] for c in chats)
+    assert all(runs[c][2] == roots[0] or runs[runs[c][2]][0] == "chain" for c in chats)
 
 
 def test_callbacks_nest_llm_calls_under_the_retriever(bm25_retriever, oracle_chat_model):
@@ -133,20 +137,19 @@ def _decompose_llm(subquestions: list[str], oracle) -> FakeLLM:
 
 
 def test_decompose_retriever_finds_what_the_question_alone_misses(bm25_retriever, fake_llm, oracle):
-    bm25_retriever.k = 1
     question = "Which river flows through the city that hosts the Louvre?"
-    assert [d.id for d in bm25_retriever.invoke(question)] != ["d2"]  # precondition
+    assert [d.id for d in bm25_retriever.invoke(question, k=1)] != ["d2"]  # precondition
     subs = ["Which city hosts the Louvre?", "Which river crosses the French capital?"]
     bm25_retriever.calls.clear()
     retriever = DecomposeRetriever(
         base_retriever=bm25_retriever,
         llm=_decompose_llm(subs, oracle),
         reranker=ListwiseRerank(llm=fake_llm),
-        k=1,
-        top_k=5,
+        fetch_k=1,  # one document per query: the pool holds at most 3
+        k=5,
     )
     out = retriever.invoke(question)
-    assert out[0].id == "d2"
+    assert out[0].id == "d2" and len(out) <= 3
     assert len({d.id for d in out}) == len(out)  # merged without duplicates
     assert sorted(bm25_retriever.calls) == sorted([question, *subs])
     scores = [d.metadata["relevance_score"] for d in out]
@@ -159,7 +162,7 @@ def test_decompose_retriever_nests_runs(bm25_retriever, oracle_chat_model):
     subs = ["Which city hosts the Louvre?", "Which river crosses the French capital?"]
     model = oracle_chat_model(subquestions=subs)
     retriever = DecomposeRetriever(
-        base_retriever=bm25_retriever, llm=model, reranker=ListwiseRerank(llm=model), k=2
+        base_retriever=bm25_retriever, llm=model, reranker=ListwiseRerank(llm=model), fetch_k=2
     )
     for run in (retriever.invoke, lambda q, config: asyncio.run(retriever.ainvoke(q, config=config))):
         rec = Recorder()
@@ -174,5 +177,135 @@ def test_decompose_retriever_bad_config(bm25_retriever, fake_llm):
         DecomposeRetriever(base_retriever=bm25_retriever, llm=fake_llm, merge="zip")
     with pytest.raises(ValueError):
         DecomposeRetriever(base_retriever=bm25_retriever, llm=fake_llm, k=0)
+    with pytest.raises(ValueError):
+        DecomposeRetriever(base_retriever=bm25_retriever, llm=fake_llm, fetch_k=0)
     with pytest.raises(TypeError, match="rank"):
         DecomposeRetriever(base_retriever=bm25_retriever, llm=fake_llm, reranker=object())
+
+
+# -- 0.2: k is the number of results; callbacks through wrapped models ---------------------
+
+
+def test_reranking_retriever_k_at_construction_and_per_invoke(bm25_retriever, fake_llm):
+    retriever = RerankingRetriever(
+        base_retriever=bm25_retriever, base_compressor=ListwiseRerank(llm=fake_llm), k=2
+    )
+    assert [d.id for d in retriever.invoke(QUERY)][0] == "d2" and len(retriever.invoke(QUERY)) == 2
+    assert [d.id for d in retriever.invoke(QUERY, k=1)] == ["d2"]  # forwarded, not dropped
+    assert [d.id for d in asyncio.run(retriever.ainvoke(QUERY, k=1))] == ["d2"]
+    default = RerankingRetriever(base_retriever=bm25_retriever,
+                                 base_compressor=ListwiseRerank(llm=fake_llm))
+    assert len(default.invoke(QUERY)) == 3  # the compressor's top_n
+    with pytest.raises(ValueError, match="conflicting"):
+        RerankingRetriever(base_retriever=bm25_retriever,
+                           base_compressor=ListwiseRerank(llm=fake_llm, top_n=4), k=2)
+
+
+def test_reranking_retriever_cuts_any_compressors_output_to_k(bm25_retriever):
+    from langchain_core.documents import BaseDocumentCompressor
+
+    class Reverse(BaseDocumentCompressor):
+        def compress_documents(self, documents, query, callbacks=None):
+            return list(reversed(documents))
+
+    retriever = RerankingRetriever(base_retriever=bm25_retriever, base_compressor=Reverse())
+    full = [d.id for d in bm25_retriever.invoke(QUERY)]
+    assert [d.id for d in retriever.invoke(QUERY)] == full[::-1]
+    assert [d.id for d in retriever.invoke(QUERY, k=2)] == full[::-1][:2]
+
+
+def test_decompose_retriever_k_is_the_number_of_results(bm25_retriever, fake_llm, oracle):
+    subs = ["Which city hosts the Louvre?", "Which river crosses the French capital?"]
+    llm = _decompose_llm(subs, oracle)
+    question = "Which river flows through the city of the Louvre?"
+    retriever = DecomposeRetriever(base_retriever=bm25_retriever, llm=llm,
+                                   reranker=ListwiseRerank(llm=fake_llm), k=4)
+    assert len(retriever.invoke(question)) == 4
+    assert [d.id for d in retriever.invoke(question, k=1)] == ["d2"]
+    assert [d.id for d in asyncio.run(retriever.ainvoke(question, k=1))] == ["d2"]
+    with pytest.warns(DeprecationWarning, match="top_k"):
+        old = DecomposeRetriever(base_retriever=bm25_retriever, llm=llm, top_k=2)
+    assert old.k == 2 and len(old.invoke(question)) == 2
+    with pytest.raises(ValueError, match="fetch_k"):  # 0.1 code: k was the depth per query
+        with pytest.warns(DeprecationWarning):
+            DecomposeRetriever(base_retriever=bm25_retriever, llm=llm, k=1, top_k=5)
+
+
+def test_decompose_retriever_honours_the_rerankers_settings(bm25_retriever, fake_llm, oracle):
+    subs = ["Which city hosts the Louvre?", "Which river crosses the French capital?"]
+    llm = _decompose_llm(subs, oracle)
+    question = "Which river flows through the city of the Louvre?"
+    reranker = ListwiseRerank(llm=fake_llm, top_n=2, score_key="rerank")
+    retriever = DecomposeRetriever(base_retriever=bm25_retriever, llm=llm, reranker=reranker)
+    out = retriever.invoke(question)
+    assert len(out) == 2 and all("rerank" in d.metadata for d in out)
+    assert not any("relevance_score" in d.metadata for d in out)
+    assert len(DecomposeRetriever(base_retriever=bm25_retriever, llm=llm, reranker=reranker,
+                                  k=2, score_key="rerank").invoke(question)) == 2  # agree: fine
+    with pytest.raises(ValueError, match="top_n"):
+        DecomposeRetriever(base_retriever=bm25_retriever, llm=llm, reranker=reranker, k=5)
+    with pytest.raises(ValueError, match="score_key"):
+        DecomposeRetriever(base_retriever=bm25_retriever, llm=llm, reranker=reranker,
+                           score_key="relevance_score")
+    # a reranker left at its defaults gives way to the retriever's k
+    free = ListwiseRerank(llm=fake_llm)
+    assert len(DecomposeRetriever(base_retriever=bm25_retriever, llm=llm, reranker=free,
+                                  k=5).invoke(question)) == 5
+
+
+def test_decompose_retriever_blank_query_returns_first_stage(bm25_retriever, fake_llm, caplog):
+    retriever = DecomposeRetriever(base_retriever=bm25_retriever, llm=fake_llm,
+                                   reranker=ListwiseRerank(llm=fake_llm), k=2)
+    with caplog.at_level("WARNING"):
+        out = retriever.invoke(" ")
+    assert [d.id for d in out] == [d.id for d in bm25_retriever.invoke(" ")][:2]
+    assert not fake_llm.calls and "empty query" in caplog.text
+
+
+WRAPPERS = {
+    "with_retry": lambda m: m.with_retry(stop_after_attempt=2),
+    "bind": lambda m: m.bind(stop=["\n\n\n"]),
+    "with_config": lambda m: m.with_config(tags=["reranker"]),
+    "bind+with_retry": lambda m: m.bind(stop=["\n\n\n"]).with_retry(),
+}
+
+
+@pytest.mark.parametrize("wrap", list(WRAPPERS.values()), ids=list(WRAPPERS))
+def test_callbacks_reach_wrapped_chat_models(bm25_retriever, oracle_chat_model, wrap):
+    bm25_retriever.k = 6
+    for comp in (ListwiseRerank(llm=wrap(oracle_chat_model()), window_size=3, step=2),
+                 JointRankRerank(llm=wrap(oracle_chat_model()), block_size=3, replicas=2)):
+        retriever = RerankingRetriever(base_retriever=bm25_retriever, base_compressor=comp)
+        for run in (retriever.invoke, lambda q, config, r=retriever: asyncio.run(
+                r.ainvoke(q, config=config))):
+            rec = Recorder()
+            assert run(QUERY, config={"callbacks": [rec]})[0].id == "d2"
+            assert sum(k == "chat_model" for k, *_ in rec.events) >= 2  # several windows/blocks
+            _assert_nested(rec, "RerankingRetriever")
+
+
+def test_callbacks_reach_the_llm_of_any_wrapped_ranker(bm25_retriever, oracle_chat_model):
+    from langchain_rerank_rag import RerankRagCompressor
+    from rerank_rag import ListwiseRanker
+
+    core = ListwiseRanker(oracle_chat_model().with_retry(), window_size=3, step=2)
+    retriever = RerankingRetriever(base_retriever=bm25_retriever,
+                                   base_compressor=RerankRagCompressor(ranker=core))
+    rec = Recorder()
+    assert retriever.invoke(QUERY, config={"callbacks": [rec]})[0].id == "d2"
+    _assert_nested(rec, "RerankingRetriever")
+
+
+def test_decompose_callbacks_reach_wrapped_chat_models(bm25_retriever, oracle_chat_model):
+    subs = ["Which city hosts the Louvre?", "Which river crosses the French capital?"]
+    model = oracle_chat_model(subquestions=subs).with_retry()
+    for sync in (True, False):  # a new retriever each time: decompositions are cached
+        retriever = DecomposeRetriever(base_retriever=bm25_retriever, llm=model,
+                                       reranker=ListwiseRerank(llm=model), fetch_k=2)
+        run = retriever.invoke if sync else (
+            lambda q, config, r=retriever: asyncio.run(r.ainvoke(q, config=config)))
+        rec = Recorder()
+        assert run("Which river flows through the city of the Louvre?",
+                   config={"callbacks": [rec]})[0].id == "d2"
+        assert sum(k == "chat_model" for k, *_ in rec.events) >= 2  # decomposition + rerank
+        _assert_nested(rec, "DecomposeRetriever")

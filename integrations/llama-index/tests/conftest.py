@@ -8,7 +8,6 @@ answers with the given sub-questions.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 
 import pytest
@@ -25,6 +24,8 @@ CORPUS = [
     ("d5", "Madrid is the capital of Spain and sits on the Manzanares."),
 ]
 KEYWORD = "seine"
+
+
 def oracle_text(messages: Sequence[dict], keyword: str = KEYWORD, subquestions: Sequence[str] = ()) -> str:
     return keyword_oracle(messages, keyword, subquestions)
 

@@ -61,7 +61,7 @@ def test_decompose_retriever(bm25_retriever, oracle, fake_llm):
         llm=FakeLLM(lambda m: oracle(m, subquestions=subs)),
         reranker=ListwiseRerank(llm=fake_llm),
         k=1,
-        top_k=5,
+        top_n=5,
     )
     out = retriever.retrieve(question)
     assert _ids(out)[0] == "d2" and len(set(_ids(out))) == len(out)
@@ -85,6 +85,50 @@ def test_decompose_retriever_bad_config(bm25_retriever, fake_llm):
     with pytest.raises(ValueError, match="merge"):
         DecomposeRetriever(bm25_retriever, llm=fake_llm, merge="zip")
     with pytest.raises(TypeError):
-        DecomposeRetriever(bm25_retriever, llm=None)
+        DecomposeRetriever(bm25_retriever, llm=object())
     with pytest.raises(TypeError, match="rank"):
         DecomposeRetriever(bm25_retriever, llm=fake_llm, reranker=object())
+
+
+# -- 0.2: spans of the sync fan-out, the reranker's top_n ---------------------------------
+
+
+def test_sync_fan_out_keeps_the_span_context(bm25_retriever, oracle):
+    from llama_index.core.instrumentation import get_dispatcher
+    from llama_index.core.instrumentation.span_handlers import SimpleSpanHandler
+
+    subs = ["Which city hosts the Louvre?", "Which river crosses the French capital?"]
+    retriever = DecomposeRetriever(bm25_retriever, llm=FakeLLM(lambda m: oracle(m, subquestions=subs)))
+    handler = SimpleSpanHandler()
+    root = get_dispatcher()
+    root.add_span_handler(handler)
+    try:
+        retriever.retrieve("Which river flows through the city that hosts the Louvre?")
+    finally:
+        root.span_handlers.remove(handler)
+    parent = {s.id_: s.parent_id for s in handler.completed_spans}
+    outer = [i for i in parent if i.startswith("DecomposeRetriever.retrieve-")]
+    inner = [i for i in parent if i.startswith("BM25MemoryRetriever.retrieve-")]
+    assert len(outer) == 1 and parent[outer[0]] is None and len(inner) == 3
+
+    def root_of(span_id):
+        while parent.get(span_id) is not None:
+            span_id = parent[span_id]
+        return span_id
+
+    assert all(root_of(i) == outer[0] for i in inner)  # not three root spans
+
+
+def test_decompose_retriever_honours_the_rerankers_top_n(bm25_retriever, oracle, fake_llm):
+    subs = ["Which city hosts the Louvre?", "Which river crosses the French capital?"]
+    llm = FakeLLM(lambda m: oracle(m, subquestions=subs))
+    question = "Which river flows through the city that hosts the Louvre?"
+    retriever = DecomposeRetriever(bm25_retriever, llm=llm, reranker=ListwiseRerank(llm=fake_llm, top_n=2))
+    assert len(retriever.retrieve(question)) == 2
+    with pytest.raises(ValueError, match="top_n"):
+        DecomposeRetriever(bm25_retriever, llm=llm, reranker=ListwiseRerank(llm=fake_llm, top_n=2), top_n=3)
+    free = DecomposeRetriever(bm25_retriever, llm=llm, reranker=ListwiseRerank(llm=fake_llm), top_n=3)
+    assert len(free.retrieve(question)) == 3  # a reranker left at its default gives way
+    with pytest.warns(DeprecationWarning, match="top_k"):
+        old = DecomposeRetriever(bm25_retriever, llm=llm, top_k=1)
+    assert len(old.retrieve(question)) == 1

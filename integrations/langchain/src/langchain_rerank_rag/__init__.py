@@ -1,22 +1,26 @@
 """LangChain integration of rerank-rag.
 
-* Document compressors (``BaseDocumentCompressor``): :class:`ListwiseRerank`,
-  :class:`JointRankRerank`, :class:`PointwiseRerank`; score in
+* :class:`RerankRagCompressor` (``BaseDocumentCompressor``): wraps any rerank-rag ranker
+  (``rank`` / ``arank``) or ``Scorer``; presets :class:`ListwiseRerank`,
+  :class:`JointRankRerank`, :class:`PointwiseRerank`. Score in
   ``metadata["relevance_score"]``.
 * :class:`RerankingRetriever`: a compressor applied to any base retriever
   (``langchain-core`` only).
 * :class:`DecomposeRetriever`: question decomposition + retrieval per sub-question +
   merge + rerank, wrapping a base retriever.
+* :class:`TemplatePrompt`: a LangChain prompt template as a listwise window prompt.
 """
 
 from .compressors import JointRankRerank, ListwiseRerank, PointwiseRerank, RerankRagCompressor
+from .prompts import TemplatePrompt
 from .retrievers import DecomposeRetriever, RerankingRetriever
 
 __all__ = [
+    "RerankRagCompressor",
     "ListwiseRerank",
     "JointRankRerank",
     "PointwiseRerank",
-    "RerankRagCompressor",
     "RerankingRetriever",
     "DecomposeRetriever",
+    "TemplatePrompt",
 ]

@@ -1,60 +1,93 @@
 """LangChain document compressors backed by rerank-rag rankers.
 
-Each compressor is plain configuration (pydantic fields) around a core ranker that is
-built once at construction and kept in a private attribute. Documents are mapped to
-candidates and back **by position**; the returned documents are copies (``id`` kept,
-caller's documents never mutated) with the rerank score in ``metadata["relevance_score"]``.
+:class:`RerankRagCompressor` wraps **any** core ranker (anything with ``rank`` /
+``arank`` returning a :class:`rerank_rag.Ranking`, or a pointwise ``Scorer``); the named
+classes are presets that build their ranker from plain pydantic fields. Documents are
+mapped to candidates and back **by position**; the returned documents are copies
+(``id`` kept, the caller's documents never mutated) with the rerank score in
+``metadata["relevance_score"]``.
+
+LLM calls nest under the caller's run: while a ranker runs, the compressor's
+``callbacks`` are LangChain's child-run configuration (``set_config_context``), which
+every LangChain model call inherits, including wrapped models (``with_retry()``,
+``bind()``, ``with_config()``) and calls made from the rankers' worker threads.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Sequence
-from contextvars import ContextVar
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
-from langchain_core.language_models import BaseLanguageModel
-from pydantic import ConfigDict, Field, PrivateAttr
+from langchain_core.runnables.config import set_config_context
+from pydantic import ConfigDict, Field
 
 from rerank_rag import Candidate, Ranking
-from rerank_rag.llm import as_backend
 
-__all__ = ["RerankRagCompressor", "ListwiseRerank", "JointRankRerank", "PointwiseRerank"]
+from .prompts import as_window_prompt
 
-#: LangChain callbacks of the run in progress; read by :class:`_CallbacksBackend`.
-_CALLBACKS: ContextVar[Callbacks] = ContextVar("langchain_rerank_rag_callbacks", default=None)
+__all__ = [
+    "RerankRagCompressor",
+    "ListwiseRerank",
+    "JointRankRerank",
+    "PointwiseRerank",
+    "as_ranker",
+    "rank_in_context",
+    "arank_in_context",
+]
 
-
-class _CallbacksBackend:
-    """Wraps a LangChain model's backend so each call carries the current run's
-    callbacks: the chat-model runs nest under the retriever / compressor run."""
-
-    def __init__(self, llm: BaseLanguageModel) -> None:
-        self._inner = as_backend(llm)
-
-    def __getattr__(self, name: str) -> Any:  # max_concurrency, cache_identity, ...
-        if name.startswith("__") or name == "_inner":
-            raise AttributeError(name)
-        return getattr(self._inner, name)
-
-    def _params(self, params: dict[str, Any]) -> dict[str, Any]:
-        callbacks = _CALLBACKS.get()
-        return params if callbacks is None else {**params, "callbacks": callbacks}
-
-    def complete(self, messages: Any, **params: Any) -> Any:
-        return self._inner.complete(messages, **self._params(params))
-
-    async def acomplete(self, messages: Any, **params: Any) -> Any:
-        return await self._inner.acomplete(messages, **self._params(params))
+logger = logging.getLogger(__name__)
 
 
-def backend_for(llm: Any) -> Any:
-    """Our backend for ``llm``: LangChain models get callback forwarding; anything else
-    is checked by :func:`rerank_rag.llm.as_backend` and passed through."""
-    if isinstance(llm, BaseLanguageModel):
-        return _CallbacksBackend(llm)
-    return as_backend(llm)
+def as_ranker(obj: Any) -> Any:
+    """A core ranker: an object with ``rank`` is used as is, a ``Scorer`` (``score``)
+    is wrapped in :class:`rerank_rag.PointwiseRanker`; anything else raises."""
+    if callable(getattr(obj, "rank", None)):
+        return obj
+    if callable(getattr(obj, "score", None)):
+        from rerank_rag import PointwiseRanker
+
+        return PointwiseRanker(obj)
+    raise TypeError(
+        f"ranker must have rank(query, candidates, top_n) (any rerank-rag ranker) or "
+        f"score(query, passages) (a Scorer), got {type(obj).__name__}"
+    )
+
+
+def checked(ranking: Any, n: int) -> Ranking:
+    """A ranker's answer must be a Ranking of distinct positions into the ``n`` inputs."""
+    if not isinstance(ranking, Ranking):
+        raise TypeError(f"the ranker returned {type(ranking).__name__}, expected a Ranking")
+    if len(set(ranking.order)) != len(ranking.order) or not all(0 <= i < n for i in ranking.order):
+        raise ValueError(f"the ranker returned an invalid order over {n} documents: "
+                         f"{ranking.order}")
+    return ranking
+
+
+def rank_in_context(ranker: Any, query: str, cands: list[Candidate], top_n: int | None,
+                    callbacks: Callbacks) -> Ranking:
+    """``ranker.rank`` with ``callbacks`` as the child-run config of every LLM call."""
+    if callbacks is None:
+        return checked(ranker.rank(query, cands, top_n=top_n), len(cands))
+    with set_config_context({"callbacks": callbacks}) as ctx:
+        return checked(ctx.run(ranker.rank, query, cands, top_n=top_n), len(cands))
+
+
+async def arank_in_context(ranker: Any, query: str, cands: list[Candidate], top_n: int | None,
+                           callbacks: Callbacks) -> Ranking:
+    """Async twin of :func:`rank_in_context` (``arank``, or ``rank`` in a thread)."""
+    arank = getattr(ranker, "arank", None)
+    if callable(arank):
+        coro = arank(query, cands, top_n=top_n)
+    else:
+        coro = asyncio.to_thread(ranker.rank, query, cands, top_n=top_n)
+    if callbacks is None:
+        return checked(await coro, len(cands))
+    with set_config_context({"callbacks": callbacks}) as ctx:
+        return checked(await asyncio.create_task(coro, context=ctx), len(cands))
 
 
 def to_candidates(documents: Sequence[Document]) -> list[Candidate]:
@@ -67,66 +100,99 @@ def with_score(doc: Document, score: float, key: str) -> Document:
     return doc.model_copy(update={"metadata": {**doc.metadata, key: score}})
 
 
-def select(documents: Sequence[Document], ranking: Ranking, key: str) -> list[Document]:
-    return [with_score(documents[i], s, key) for i, s in ranking]
+def unranked(documents: list[Document], top_n: int | None, who: str) -> list[Document]:
+    """LangChain retrievers answer any string: a blank query keeps the input order."""
+    logger.warning("%s got an empty query: returning the documents unranked", who)
+    return documents[:top_n]
 
 
 class RerankRagCompressor(BaseDocumentCompressor):
-    """Base class: reranks documents with a core ranker built once from the fields.
+    """Reranks documents with any rerank-rag ranker.
 
-    ``compress_documents`` / ``acompress_documents`` return at most ``top_n``
-    documents, best first. The LLM calls of a LangChain chat model receive the
-    ``callbacks`` given here, so they nest under the calling retriever run.
+    ``RerankRagCompressor(ranker=PairwiseRanker(llm), top_n=3)`` works for every core
+    ranker, present and future (``rank`` / ``arank``) and for pointwise ``Scorer``
+    objects. ``compress_documents`` / ``acompress_documents`` return at most ``top_n``
+    documents (``None``: all), best first, score in ``metadata[score_key]``. A blank
+    query returns the first ``top_n`` documents unranked, with a warning.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
 
-    top_n: int | None = Field(default=5, gt=0, description="Documents to keep (None: all).")
+    ranker: Any = Field(default=None, exclude=True, description="core ranker or Scorer")
+    top_n: int | None = Field(default=3, gt=0, description="Documents to keep (None: all).")
     score_key: str = Field(default="relevance_score", description="Metadata key of the score.")
-    _ranker: Any = PrivateAttr(default=None)
+
+    #: presets: the core ranker class (a ``rerank_rag`` attribute) built from the fields
+    _core: ClassVar[str | None] = None
 
     def model_post_init(self, context: Any, /) -> None:
-        self._ranker = self._build()
+        if self._core is None:
+            if self.ranker is None:
+                raise TypeError("RerankRagCompressor needs ranker=<a rerank-rag ranker or Scorer>")
+            self.ranker = as_ranker(self.ranker)
+        elif self.ranker is not None:
+            raise ValueError(f"{type(self).__name__} builds its own ranker; to wrap a ranker "
+                             "object use RerankRagCompressor(ranker=...)")
+        else:
+            self.ranker = self._build()
 
-    def _build(self) -> Any:  # pragma: no cover - overridden
-        raise NotImplementedError
+    def _build(self) -> Any:
+        import rerank_rag
 
-    @property
-    def ranker(self) -> Any:
-        """The core rerank-rag ranker (``rank`` / ``arank``)."""
-        return self._ranker
+        base = set(RerankRagCompressor.model_fields) | {"llm"}
+        cfg = {n: getattr(self, n) for n in type(self).model_fields if n not in base}
+        if "prompt" in cfg:
+            cfg["prompt"] = as_window_prompt(cfg["prompt"])
+        return getattr(rerank_rag, self._core)(self.llm, **cfg)  # type: ignore[arg-type, attr-defined]
+
+    @classmethod
+    def from_llm(cls, llm: Any, **kwargs: Any) -> Any:
+        """A preset for ``llm`` (like ``LLMListwiseRerank.from_llm``): a LangChain chat
+        model or a rerank-rag backend; ``prompt`` may be a ``ChatPromptTemplate``."""
+        if "llm" not in cls.model_fields:
+            raise TypeError(f"{cls.__name__} has no llm; use {cls.__name__}(...)")
+        return cls(llm=llm, **kwargs)
+
+    def compress(self, documents: Sequence[Document], query: str, callbacks: Callbacks = None,
+                 *, top_n: int | None = None) -> list[Document]:
+        """:meth:`compress_documents` with a per-call ``top_n`` (``None``: the field)."""
+        docs, n = list(documents), self.top_n if top_n is None else top_n
+        if not docs or not query.strip():
+            return unranked(docs, n, type(self).__name__) if docs else []
+        ranking = rank_in_context(self.ranker, query, to_candidates(docs), n, callbacks)
+        return [with_score(docs[i], s, self.score_key) for i, s in ranking]
+
+    async def acompress(self, documents: Sequence[Document], query: str,
+                        callbacks: Callbacks = None, *, top_n: int | None = None) -> list[Document]:
+        """Async twin of :meth:`compress` (native ``arank``, no thread executor)."""
+        docs, n = list(documents), self.top_n if top_n is None else top_n
+        if not docs or not query.strip():
+            return unranked(docs, n, type(self).__name__) if docs else []
+        ranking = await arank_in_context(self.ranker, query, to_candidates(docs), n, callbacks)
+        return [with_score(docs[i], s, self.score_key) for i, s in ranking]
 
     def compress_documents(
         self, documents: Sequence[Document], query: str, callbacks: Callbacks | None = None
     ) -> Sequence[Document]:
-        docs = list(documents)
-        token = _CALLBACKS.set(callbacks)
-        try:
-            ranking = self._ranker.rank(query, to_candidates(docs), top_n=self.top_n)
-        finally:
-            _CALLBACKS.reset(token)
-        return select(docs, ranking, self.score_key)
+        return self.compress(documents, query, callbacks)
 
     async def acompress_documents(
         self, documents: Sequence[Document], query: str, callbacks: Callbacks | None = None
     ) -> Sequence[Document]:
-        docs = list(documents)
-        token = _CALLBACKS.set(callbacks)
-        try:
-            ranking = await self._ranker.arank(query, to_candidates(docs), top_n=self.top_n)
-        finally:
-            _CALLBACKS.reset(token)
-        return select(docs, ranking, self.score_key)
+        return await self.acompress(documents, query, callbacks)
 
 
 class ListwiseRerank(RerankRagCompressor):
     """Listwise LLM reranking (RankGPT-style sliding windows), see
     :class:`rerank_rag.ListwiseRanker`.
 
-    **Score**: positional, ``1 - rank / n`` (1.0 for the best document); the order is
-    what the LLM decided. ``llm``: a rerank-rag backend or a LangChain chat model.
+    **Score**: positional, ``1 - rank / n`` (1.0 for the best document); the order is what
+    the LLM decided. ``llm``: a rerank-rag backend or a LangChain chat model (also
+    wrapped: ``with_retry()``, ``bind()``). ``prompt``: a name, a ``WindowPrompt`` object
+    or a ``ChatPromptTemplate`` with ``{query}`` and ``{passages}``.
     """
 
+    _core: ClassVar[str | None] = "ListwiseRanker"
     llm: Any = Field(exclude=True, description="rerank-rag backend or LangChain chat model")
     prompt: Any = "rankgpt"
     mode: Literal["sliding", "single"] = "sliding"
@@ -135,12 +201,6 @@ class ListwiseRerank(RerankRagCompressor):
     passes: int = 1
     max_passage_tokens: int | None = 300
     strict: bool = False
-
-    def _build(self) -> Any:
-        from rerank_rag import ListwiseRanker
-
-        cfg = self.model_dump(exclude={"llm", "top_n", "score_key"})
-        return ListwiseRanker(backend_for(self.llm), **cfg)
 
 
 class JointRankRerank(RerankRagCompressor):
@@ -151,6 +211,7 @@ class JointRankRerank(RerankRagCompressor):
     ``llm``: a rerank-rag backend, a LangChain chat model or a pointwise ``Scorer``.
     """
 
+    _core: ClassVar[str | None] = "JointRanker"
     llm: Any = Field(exclude=True, description="LLM or Scorer ranking each block")
     prompt: Any = "relevant-only"
     block_size: int = 20
@@ -162,13 +223,6 @@ class JointRankRerank(RerankRagCompressor):
     max_passage_tokens: int | None = 300
     strict: bool = False
 
-    def _build(self) -> Any:
-        from rerank_rag import JointRanker
-
-        cfg = self.model_dump(exclude={"llm", "top_n", "score_key"})
-        block = self.llm if callable(getattr(self.llm, "score", None)) else backend_for(self.llm)
-        return JointRanker(block, **cfg)
-
 
 class PointwiseRerank(RerankRagCompressor):
     """Pointwise reranking: each document scored on its own, see
@@ -177,9 +231,10 @@ class PointwiseRerank(RerankRagCompressor):
     Give ``scorer`` (a ``Scorer`` object, or ``"minilm"`` / ``"bm25"``) or ``llm`` (yes/no
     first-token log-probabilities, :class:`rerank_rag.LLMPointwiseRanker`).
     **Score**: the scorer's raw score (cosine similarity for MiniLM, BM25, ...) or the
-    LLM's probability of "yes".
+    LLM's yes/no log-odds.
     """
 
+    _core: ClassVar[str | None] = "PointwiseRanker"
     scorer: Any = Field(default=None, exclude=True, description="Scorer, 'minilm' or 'bm25'")
     llm: Any = Field(default=None, exclude=True, description="LLM for yes/no scoring")
     batch_size: int = 32
@@ -193,7 +248,7 @@ class PointwiseRerank(RerankRagCompressor):
             if self.scorer is not None:
                 raise ValueError("give either scorer or llm, not both")
             return LLMPointwiseRanker(
-                backend_for(self.llm), max_passage_tokens=self.max_passage_tokens, strict=self.strict
+                self.llm, max_passage_tokens=self.max_passage_tokens, strict=self.strict
             )
         return PointwiseRanker(make_scorer(self.scorer), batch_size=self.batch_size)
 

@@ -1,18 +1,21 @@
-"""LlamaIndex node postprocessors and a decomposition retriever backed by rerank-rag.
+"""LlamaIndex node postprocessors backed by rerank-rag.
 
-Each postprocessor is plain configuration (pydantic fields) around a core ranker built
-once at construction (a private attribute). Nodes are mapped to candidates and back
-**by position**; results are new ``NodeWithScore`` objects carrying the rerank score
-(the caller's nodes, shared with the docstore, are never mutated).
+:class:`RerankRagPostprocessor` wraps **any** core ranker (anything with ``rank`` /
+``arank`` returning a :class:`rerank_rag.Ranking`, or a pointwise ``Scorer``); the named
+classes are presets that build their ranker from plain pydantic fields. Nodes are mapped
+to candidates and back **by position**; results are new ``NodeWithScore`` objects
+carrying the rerank score (the caller's nodes, shared with the docstore, are never
+mutated). Without ``llm`` the LLM presets use ``Settings.llm``, as ``LLMRerank`` does.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import asyncio
+from typing import Any, ClassVar, Literal
 
-from llama_index.core.base.base_retriever import BaseRetriever
-from llama_index.core.bridge.pydantic import Field, PrivateAttr
-from llama_index.core.callbacks import CallbackManager, CBEventType, EventPayload
+from llama_index.core import Settings
+from llama_index.core.bridge.pydantic import Field
+from llama_index.core.callbacks import CBEventType, EventPayload
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
@@ -20,19 +23,46 @@ from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
 from rerank_rag import Candidate, Ranking
 
+from ._serialize import llm_from_dict, llm_to_dict
+
 __all__ = [
     "RerankRagPostprocessor",
     "ListwiseRerank",
     "JointRankRerank",
     "PointwiseRerank",
-    "DecomposeRetriever",
+    "as_ranker",
+    "node_text",
 ]
 
 dispatcher = get_dispatcher(__name__)
 RETRIEVAL_SCORE_KEY = "retrieval_score"
 
 
-def _text(n: NodeWithScore, mode: MetadataMode) -> str:
+def as_ranker(obj: Any) -> Any:
+    """A core ranker: an object with ``rank`` is used as is, a ``Scorer`` (``score``)
+    is wrapped in :class:`rerank_rag.PointwiseRanker`; anything else raises."""
+    if callable(getattr(obj, "rank", None)):
+        return obj
+    if callable(getattr(obj, "score", None)):
+        from rerank_rag import PointwiseRanker
+
+        return PointwiseRanker(obj)
+    raise TypeError(
+        f"ranker must have rank(query, candidates, top_n) (any rerank-rag ranker) or "
+        f"score(query, passages) (a Scorer), got {type(obj).__name__}"
+    )
+
+
+def checked(ranking: Any, n: int) -> Ranking:
+    """A ranker's answer must be a Ranking of distinct positions into the ``n`` inputs."""
+    if not isinstance(ranking, Ranking):
+        raise TypeError(f"the ranker returned {type(ranking).__name__}, expected a Ranking")
+    if len(set(ranking.order)) != len(ranking.order) or not all(0 <= i < n for i in ranking.order):
+        raise ValueError(f"the ranker returned an invalid order over {n} nodes: {ranking.order}")
+    return ranking
+
+
+def node_text(n: NodeWithScore, mode: MetadataMode) -> str:
     return n.node.get_content(metadata_mode=mode) or ""
 
 
@@ -45,18 +75,23 @@ def _rescored(n: NodeWithScore, score: float, keep_retrieval_score: bool) -> Nod
         node.metadata = {**node.metadata, RETRIEVAL_SCORE_KEY: n.score}
         for attr in ("excluded_llm_metadata_keys", "excluded_embed_metadata_keys"):
             keys = list(getattr(node, attr))
-            setattr(node, attr, keys if RETRIEVAL_SCORE_KEY in keys else [*keys, RETRIEVAL_SCORE_KEY])
+            if RETRIEVAL_SCORE_KEY not in keys:
+                setattr(node, attr, [*keys, RETRIEVAL_SCORE_KEY])
     return NodeWithScore(node=node, score=score)
 
 
 class RerankRagPostprocessor(BaseNodePostprocessor):
-    """Base class: reranks nodes with a core ranker built once from the fields.
+    """Reranks nodes with any rerank-rag ranker.
 
-    Returns at most ``top_n`` new ``NodeWithScore`` objects, best first. Emits
-    ``ReRankStartEvent`` / ``ReRankEndEvent`` and a ``RERANKING`` callback event.
-    A query bundle is required (``ValueError`` otherwise).
+    ``RerankRagPostprocessor(ranker=PairwiseRanker(llm), top_n=5)`` works for every core
+    ranker, present and future, and for pointwise ``Scorer`` objects. Returns at most
+    ``top_n`` new ``NodeWithScore`` objects, best first. Emits ``ReRankStartEvent`` /
+    ``ReRankEndEvent`` and a ``RERANKING`` callback event. Like LlamaIndex's rerankers
+    it raises ``ValueError`` without a query (a blank query string counts as none),
+    before any event.
     """
 
+    ranker: Any = Field(default=None, exclude=True, description="core ranker or Scorer")
     top_n: int | None = Field(default=5, gt=0, description="Nodes to keep (None: all).")
     keep_retrieval_score: bool = Field(
         default=False, description="Keep the retrieval score in node metadata."
@@ -64,39 +99,65 @@ class RerankRagPostprocessor(BaseNodePostprocessor):
     metadata_mode: MetadataMode = Field(
         default=MetadataMode.NONE, description="Which node metadata the ranker sees."
     )
-    _ranker: Any = PrivateAttr(default=None)
+
+    #: presets: the core ranker class (a ``rerank_rag`` attribute) built from the fields
+    _core: ClassVar[str | None] = None
 
     def model_post_init(self, context: Any, /) -> None:
-        self._ranker = self._build()
+        if self._core is None:
+            if self.ranker is None:
+                raise TypeError("RerankRagPostprocessor needs ranker=<a rerank-rag ranker "
+                                "or Scorer>")
+            self.ranker = as_ranker(self.ranker)
+        elif self.ranker is not None:
+            raise ValueError(f"{type(self).__name__} builds its own ranker; to wrap a ranker "
+                             "object use RerankRagPostprocessor(ranker=...)")
+        else:
+            self.ranker = self._build()
 
-    def _build(self) -> Any:  # pragma: no cover - overridden
-        raise NotImplementedError
+    def _build(self) -> Any:
+        import rerank_rag
+
+        base = set(RerankRagPostprocessor.model_fields) | {"llm"}
+        cfg = {n: getattr(self, n) for n in type(self).model_fields if n not in base}
+        llm = self.llm if self.llm is not None else Settings.llm  # type: ignore[attr-defined]
+        return getattr(rerank_rag, self._core)(llm, **cfg)  # type: ignore[arg-type]
 
     @classmethod
     def class_name(cls) -> str:
         return "RerankRagPostprocessor"
 
-    @property
-    def ranker(self) -> Any:
-        """The core rerank-rag ranker (``rank`` / ``arank``)."""
-        return self._ranker
+    def to_dict(self, **kwargs: Any) -> dict[str, Any]:
+        """Configuration, with the LLM described without credentials (presets)."""
+        data = super().to_dict(**kwargs)
+        if "llm" in type(self).model_fields:
+            data["llm"] = llm_to_dict(self.llm)  # type: ignore[attr-defined]
+        return data
 
-    def _start(
-        self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None
-    ) -> tuple[str, list[Candidate]]:
-        dispatcher.event(
-            ReRankStartEvent(
-                query=query_bundle, nodes=nodes, top_n=self.top_n or len(nodes),
-                model_name=self.class_name(),
-            )
-        )
-        if query_bundle is None:
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], **kwargs: Any) -> Any:  # type: ignore[override]
+        """Inverse of :meth:`to_dict`; ``llm=`` / ``ranker=`` objects may be passed."""
+        data = {**data, **kwargs}
+        if "llm" in data:
+            data["llm"] = llm_from_dict(data["llm"])
+        return super().from_dict(data)
+
+    def _query(self, query_bundle: QueryBundle | None) -> str:
+        if query_bundle is None or not query_bundle.query_str.strip():
             raise ValueError(f"{self.class_name()} needs a query: pass query_bundle or query_str")
-        cands = [Candidate(text=_text(n, self.metadata_mode), id=n.node.node_id) for n in nodes]
-        return query_bundle.query_str, cands
+        return query_bundle.query_str
 
-    def _finish(self, nodes: list[NodeWithScore], ranking: Ranking) -> list[NodeWithScore]:
-        out = [_rescored(nodes[i], s, self.keep_retrieval_score) for i, s in ranking]
+    def _start(self, nodes: list[NodeWithScore], query_bundle: QueryBundle) -> list[Candidate]:
+        dispatcher.event(ReRankStartEvent(
+            query=query_bundle, nodes=nodes, top_n=self.top_n or len(nodes),
+            model_name=self.class_name(),
+        ))
+        return [Candidate(text=node_text(n, self.metadata_mode), id=n.node.node_id) for n in nodes]
+
+    def _finish(self, nodes: list[NodeWithScore], ranking: Any, event: Any) -> list[NodeWithScore]:
+        out = [_rescored(nodes[i], s, self.keep_retrieval_score)
+               for i, s in checked(ranking, len(nodes))]
+        event.on_end(payload={EventPayload.NODES: out})
         dispatcher.event(ReRankEndEvent(nodes=out))
         return out
 
@@ -109,28 +170,28 @@ class RerankRagPostprocessor(BaseNodePostprocessor):
     def _postprocess_nodes(
         self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
     ) -> list[NodeWithScore]:
-        nodes = list(nodes)
-        query, cands = self._start(nodes, query_bundle)
-        with self.callback_manager.event(
-            CBEventType.RERANKING, payload=self._payload(nodes, query)
-        ) as event:
-            ranking = self._ranker.rank(query, cands, top_n=self.top_n)
-            out = self._finish(nodes, ranking)
-            event.on_end(payload={EventPayload.NODES: out})
-        return out
+        nodes, query = list(nodes), self._query(query_bundle)
+        if not nodes:
+            return []
+        cands = self._start(nodes, query_bundle)  # type: ignore[arg-type]
+        payload = self._payload(nodes, query)
+        with self.callback_manager.event(CBEventType.RERANKING, payload=payload) as ev:
+            return self._finish(nodes, self.ranker.rank(query, cands, top_n=self.top_n), ev)
 
     async def _apostprocess_nodes(
         self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
     ) -> list[NodeWithScore]:
-        nodes = list(nodes)
-        query, cands = self._start(nodes, query_bundle)
-        with self.callback_manager.event(
-            CBEventType.RERANKING, payload=self._payload(nodes, query)
-        ) as event:
-            ranking = await self._ranker.arank(query, cands, top_n=self.top_n)
-            out = self._finish(nodes, ranking)
-            event.on_end(payload={EventPayload.NODES: out})
-        return out
+        nodes, query = list(nodes), self._query(query_bundle)
+        if not nodes:
+            return []
+        cands = self._start(nodes, query_bundle)  # type: ignore[arg-type]
+        payload = self._payload(nodes, query)
+        with self.callback_manager.event(CBEventType.RERANKING, payload=payload) as ev:
+            if callable(getattr(self.ranker, "arank", None)):
+                ranking = await self.ranker.arank(query, cands, top_n=self.top_n)
+            else:
+                ranking = await asyncio.to_thread(self.ranker.rank, query, cands, top_n=self.top_n)
+            return self._finish(nodes, ranking, ev)
 
 
 class ListwiseRerank(RerankRagPostprocessor):
@@ -138,11 +199,12 @@ class ListwiseRerank(RerankRagPostprocessor):
     :class:`rerank_rag.ListwiseRanker`.
 
     **Score**: positional, ``1 - rank / n`` (1.0 for the best node); the order is what
-    the LLM decided. ``llm``: a rerank-rag backend or a LlamaIndex LLM (required: there
-    is no fallback to ``Settings.llm``).
+    the LLM decided. ``llm``: a rerank-rag backend or a LlamaIndex LLM (default:
+    ``Settings.llm``). ``prompt``: a name or a ``WindowPrompt`` object.
     """
 
-    llm: Any = Field(exclude=True, description="rerank-rag backend or LlamaIndex LLM")
+    _core: ClassVar[str | None] = "ListwiseRanker"
+    llm: Any = Field(default=None, exclude=True, description="rerank-rag backend or LlamaIndex LLM")
     prompt: Any = "rankgpt"
     mode: Literal["sliding", "single"] = "sliding"
     window_size: int = 20
@@ -155,22 +217,18 @@ class ListwiseRerank(RerankRagPostprocessor):
     def class_name(cls) -> str:
         return "RerankRagListwiseRerank"
 
-    def _build(self) -> Any:
-        from rerank_rag import ListwiseRanker
-
-        return ListwiseRanker(self.llm, **_config(self, "prompt", "mode", "window_size", "step",
-                                                  "passes", "max_passage_tokens", "strict"))
-
 
 class JointRankRerank(RerankRagPostprocessor):
     """JointRank: overlapping blocks ranked in one parallel round, aggregated, see
     :class:`rerank_rag.JointRanker`.
 
     **Score**: the aggregator's value (PageRank by default) over the block comparisons.
-    ``llm``: a rerank-rag backend, a LlamaIndex LLM or a pointwise ``Scorer``.
+    ``llm``: a rerank-rag backend, a LlamaIndex LLM (default: ``Settings.llm``) or a
+    pointwise ``Scorer``.
     """
 
-    llm: Any = Field(exclude=True, description="LLM or Scorer ranking each block")
+    _core: ClassVar[str | None] = "JointRanker"
+    llm: Any = Field(default=None, exclude=True, description="LLM or Scorer ranking each block")
     prompt: Any = "relevant-only"
     block_size: int = 20
     replicas: int = 4
@@ -185,22 +243,16 @@ class JointRankRerank(RerankRagPostprocessor):
     def class_name(cls) -> str:
         return "RerankRagJointRankRerank"
 
-    def _build(self) -> Any:
-        from rerank_rag import JointRanker
-
-        return JointRanker(self.llm, **_config(
-            self, "prompt", "block_size", "replicas", "design", "aggregator", "seed",
-            "max_block_retries", "max_passage_tokens", "strict"))
-
 
 class PointwiseRerank(RerankRagPostprocessor):
     """Pointwise reranking: each node scored on its own, see :class:`rerank_rag.PointwiseRanker`.
 
     Give ``scorer`` (a ``Scorer`` object, or ``"minilm"`` (default) / ``"bm25"``) or
     ``llm`` (yes/no first-token log-probabilities, :class:`rerank_rag.LLMPointwiseRanker`).
-    **Score**: the scorer's raw score, or the LLM's probability of "yes".
+    **Score**: the scorer's raw score, or the LLM's yes/no log-odds.
     """
 
+    _core: ClassVar[str | None] = "PointwiseRanker"
     scorer: Any = Field(default=None, exclude=True, description="Scorer, 'minilm' or 'bm25'")
     llm: Any = Field(default=None, exclude=True, description="LLM for yes/no scoring")
     batch_size: int = 32
@@ -217,88 +269,13 @@ class PointwiseRerank(RerankRagPostprocessor):
         if self.llm is not None:
             if self.scorer is not None:
                 raise ValueError("give either scorer or llm, not both")
-            return LLMPointwiseRanker(self.llm, **_config(self, "max_passage_tokens", "strict"))
+            return LLMPointwiseRanker(self.llm, max_passage_tokens=self.max_passage_tokens,
+                                      strict=self.strict)
         scorer = self.scorer
         if scorer is None or isinstance(scorer, str):
             names = {"minilm": MiniLMScorer, "bm25": BM25Scorer}
             if (scorer or "minilm") not in names:
-                raise ValueError(f"unknown scorer {scorer!r}: use one of {sorted(names)} or a Scorer")
+                raise ValueError(f"unknown scorer {scorer!r}: use one of {sorted(names)} "
+                                 "or a Scorer")
             scorer = names[scorer or "minilm"]()
         return PointwiseRanker(scorer, batch_size=self.batch_size)
-
-
-def _config(obj: Any, *names: str) -> dict[str, Any]:
-    return {n: getattr(obj, n) for n in names}
-
-
-class DecomposeRetriever(BaseRetriever):
-    """Question decomposition + retrieval per sub-question + merge + rerank.
-
-    ``llm`` splits the question into at most ``max_subquestions`` sub-questions; the
-    question and each sub-question retrieve from ``retriever`` (concurrently; the first
-    ``k`` nodes of each are kept, so set the retriever's own top-k at least as high); the de-duplicated pool (``merge``: "union", "interleave" or
-    "rrf") is reranked against the *original* question by ``reranker`` (one of this
-    package's postprocessors or any rerank-rag ranker; ``None`` keeps the merged order)
-    and the best ``top_k`` are returned as new ``NodeWithScore`` objects.
-    See :class:`rerank_rag.DecomposeRetrieveRerank`.
-    """
-
-    def __init__(
-        self,
-        retriever: BaseRetriever,
-        llm: Any,
-        reranker: Any = None,
-        *,
-        k: int = 10,
-        top_k: int | None = 10,
-        merge: str = "union",
-        max_subquestions: int = 5,
-        strict: bool = False,
-        callback_manager: CallbackManager | None = None,
-        verbose: bool = False,
-    ) -> None:
-        from rerank_rag import DecomposeRetrieveRerank, Decomposer
-        from rerank_rag.retrievers import Retriever
-
-        super().__init__(callback_manager=callback_manager, verbose=verbose)
-        self._retriever = retriever
-        ranker = reranker.ranker if isinstance(reranker, RerankRagPostprocessor) else reranker
-        self._mode = getattr(reranker, "metadata_mode", MetadataMode.NONE)
-
-        def retrieve(q: str, k: int) -> list[Candidate]:
-            return self._candidates(self._retriever.retrieve(q))
-
-        async def aretrieve(q: str, k: int) -> list[Candidate]:
-            return self._candidates(await self._retriever.aretrieve(q))
-
-        self._pipeline = DecomposeRetrieveRerank(
-            Retriever(retrieve, aretrieve), ranker,
-            decomposer=Decomposer(llm, max_subquestions=max_subquestions, strict=strict),
-            k=k, top_n=top_k, merge=merge, strict=strict,
-        )
-
-    @classmethod
-    def class_name(cls) -> str:
-        return "RerankRagDecomposeRetriever"
-
-    def _candidates(self, nodes: list[NodeWithScore]) -> list[Candidate]:
-        # The source NodeWithScore travels with its candidate: results map back to it
-        # exactly (never by text), also after merging and de-duplication.
-        return [
-            Candidate(text=_text(n, self._mode), id=n.node.node_id, score=n.score,
-                      metadata={"_source": n})
-            for n in nodes
-        ]
-
-    @staticmethod
-    def _nodes(result: Any) -> list[NodeWithScore]:
-        return [
-            NodeWithScore(node=c.metadata["_source"].node, score=s)
-            for c, s in zip(result.candidates, result.scores)
-        ]
-
-    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        return self._nodes(self._pipeline.run(query_bundle.query_str))
-
-    async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        return self._nodes(await self._pipeline.arun(query_bundle.query_str))

@@ -1,5 +1,12 @@
-"""rerank-rag rankers for Haystack (listwise LLM reranking, JointRank, pointwise scorers)."""
+"""rerank-rag rankers for Haystack: :class:`RerankRagRanker` wraps any rerank-rag ranker;
+presets for listwise LLM reranking, JointRank and pointwise scorers."""
 
-from .ranker import RerankRagJointRanker, RerankRagListwiseRanker, RerankRagPointwiseRanker
+from .ranker import (
+    RerankRagJointRanker,
+    RerankRagListwiseRanker,
+    RerankRagPointwiseRanker,
+    RerankRagRanker,
+)
 
-__all__ = ["RerankRagListwiseRanker", "RerankRagJointRanker", "RerankRagPointwiseRanker"]
+__all__ = ["RerankRagRanker", "RerankRagListwiseRanker", "RerankRagJointRanker",
+           "RerankRagPointwiseRanker"]

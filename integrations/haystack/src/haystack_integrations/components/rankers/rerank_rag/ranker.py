@@ -1,62 +1,43 @@
-"""Haystack rankers backed by rerank-rag: listwise LLM reranking, JointRank, pointwise.
+"""Haystack rankers backed by rerank-rag.
 
-Each component is configuration (its init parameters) around a core ranker built once
-in ``__init__``. Documents are mapped to candidates and back **by position**; results
+:class:`RerankRagRanker` wraps **any** core ranker: an object with ``rank`` / ``arank``
+returning a :class:`rerank_rag.Ranking` (used as is), or a ranker class from
+``rerank_rag`` (object or import path, e.g. ``"rerank_rag.ListwiseRanker"``) built with
+``chat_generator`` / ``llm`` and ``ranker_params``: that form is serializable and its LLM
+calls are traced. The named components are presets with the ranker's parameters as
+their own init parameters. All share ``LLMRanker``'s sockets (``run(query, documents,
+top_k)`` and ``run_async``) and lifecycle (``warm_up`` / ``warm_up_async`` / ``close`` /
+``close_async``). Documents are mapped to candidates and back **by position**; results
 are ``dataclasses.replace`` copies with the rerank score in ``Document.score``.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: Haystack 2.x takes the socket types
+# from the run() annotations and cannot resolve strings.
 
 import dataclasses
+import importlib
+import logging
 from typing import Any
 
 from haystack import Document, component, default_from_dict, default_to_dict
-from haystack.core.errors import SerializationError
-from haystack.core.serialization import component_to_dict
-from haystack.utils import deserialize_chatgenerator_inplace
+from haystack.core.errors import DeserializationError, SerializationError
 
 from rerank_rag import Candidate, Ranking
 
+from ._llm import aclose, awarm_up, close, llm_from_dict, llm_to_dict, parent_span, traced, warm_up
+
 __all__ = [
+    "RerankRagRanker",
     "RerankRagListwiseRanker",
     "RerankRagJointRanker",
     "RerankRagPointwiseRanker",
-    "llm_to_dict",
-    "llm_from_dict",
+    "check_top_k",
+    "dedupe",
 ]
 
-_OPENAI = "openai-compatible"
+logger = logging.getLogger(__name__)
 
-
-def llm_to_dict(llm: Any) -> dict[str, Any] | None:
-    """Serialize an LLM init parameter: our ``OpenAICompatibleLLM`` by its ``to_config()``
-    (never the API key: it is read from the environment again), a Haystack ChatGenerator
-    with ``component_to_dict``. Anything else raises ``SerializationError``."""
-    if llm is None:
-        return None
-    if hasattr(llm, "__haystack_input__"):
-        return component_to_dict(obj=llm, name="llm")
-    to_config = getattr(llm, "to_config", None)
-    config = to_config() if callable(to_config) else None
-    if isinstance(config, dict) and config.get("type") == _OPENAI:
-        return config
-    raise SerializationError(
-        f"cannot serialize an LLM of type {type(llm).__name__}: to_dict supports "
-        "rerank_rag.llm.OpenAICompatibleLLM and Haystack ChatGenerators"
-    )
-
-
-def llm_from_dict(init_params: dict[str, Any], key: str = "llm") -> None:
-    """Inverse of :func:`llm_to_dict`, in place on ``init_params[key]``."""
-    data = init_params.get(key)
-    if not isinstance(data, dict):
-        return
-    if data.get("type") == _OPENAI:
-        from rerank_rag.llm import OpenAICompatibleLLM
-
-        init_params[key] = OpenAICompatibleLLM.from_config(data)
-    else:
-        deserialize_chatgenerator_inplace(init_params, key=key)
+DEFAULT_TOP_K = 10
 
 
 def check_top_k(top_k: int | None) -> None:
@@ -83,78 +64,206 @@ def dedupe(documents: list[Document]) -> list[Document]:
     return out
 
 
-def to_candidates(documents: list[Document]) -> list[Candidate]:
-    """One candidate per document, same positions; ``content=None`` ranks as ""."""
-    return [Candidate(text=d.content or "", id=d.id) for d in documents]
+def checked(ranking: Any, n: int) -> Ranking:
+    """A ranker's answer must be a Ranking of distinct positions into the ``n`` inputs."""
+    if not isinstance(ranking, Ranking):
+        raise TypeError(f"the ranker returned {type(ranking).__name__}, expected a Ranking")
+    if len(set(ranking.order)) != len(ranking.order) or not all(0 <= i < n for i in ranking.order):
+        raise ValueError(f"the ranker returned an invalid order over {n} documents: "
+                         f"{ranking.order}")
+    return ranking
 
 
-def select(documents: list[Document], ranking: Ranking) -> list[Document]:
-    return [dataclasses.replace(documents[i], score=s, meta=dict(documents[i].meta)) for i, s in ranking]
+def _ranker_class(ranker: str | type) -> type:
+    """A ranker class from ``rerank_rag`` (import paths outside it are refused)."""
+    if isinstance(ranker, type):
+        return ranker
+    module, _, name = ranker.rpartition(".")
+    if not (module == "rerank_rag" or module.startswith("rerank_rag.")):
+        raise DeserializationError(f"ranker {ranker!r}: only rerank_rag classes are imported")
+    cls = getattr(importlib.import_module(module), name, None)
+    if not isinstance(cls, type) or not callable(getattr(cls, "rank", None)):
+        raise DeserializationError(f"ranker {ranker!r} is not a rerank-rag ranker class")
+    return cls
+
+
+def _ranker_path(cls: type) -> str:
+    """The import path written to YAML: the public ``rerank_rag.<Name>`` when it is one."""
+    import rerank_rag
+
+    if getattr(rerank_rag, cls.__name__, None) is cls:
+        return f"rerank_rag.{cls.__name__}"
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def make_ranker(ranker: Any, params: dict[str, Any], model: Any) -> Any:
+    """The core ranker for :class:`RerankRagRanker` (see its docs)."""
+    if isinstance(ranker, (str, type)):
+        cls = _ranker_class(ranker)
+        return cls(traced(model), **params) if model is not None else cls(**params)
+    if model is not None or params:
+        raise ValueError("chat_generator / llm / ranker_params go with a ranker class; "
+                         "this ranker object is already built")
+    if callable(getattr(ranker, "rank", None)):
+        return ranker
+    raise TypeError(f"ranker must be a rerank-rag ranker (rank/arank), a ranker class or its "
+                    f"import path, got {type(ranker).__name__}")
 
 
 class _Ranker:
-    """Shared run/run_async/warm_up/to_dict; subclasses set ``_build`` and ``_params``."""
+    """What every ranker component shares; subclasses call :meth:`_setup` in ``__init__``
+    (``@component`` re-creates the classes: no ``super()``)."""
 
-    def __init__(self, top_k: int | None, params: dict[str, Any]) -> None:
+    def _setup(self, core: Any, config: dict[str, Any], *, llm: Any, chat_generator: Any,
+               top_k: int | None, score_threshold: float | None,
+               meta_fields_to_embed: list[str] | None, embedding_separator: str) -> None:
         check_top_k(top_k)
-        self.top_k = top_k
-        self._params = params
-        self._ranker = self._build()
+        if score_threshold is not None and not isinstance(score_threshold, (int, float)):
+            raise TypeError(f"score_threshold must be a number or None, got {score_threshold!r}")
+        self.ranker = core  # the core rerank-rag ranker (rank / arank)
+        self.top_k, self.score_threshold = top_k, score_threshold
+        self.meta_fields_to_embed = list(meta_fields_to_embed or [])
+        self.embedding_separator = embedding_separator
+        self.llm, self.chat_generator = llm, chat_generator
+        self._config = config  # the other init parameters, for to_dict
         self._warm = False
 
-    def _build(self) -> Any:  # pragma: no cover - overridden
-        raise NotImplementedError
+    @staticmethod
+    def _model(llm: Any, chat_generator: Any) -> Any:
+        if llm is not None and chat_generator is not None:
+            raise ValueError("give either llm or chat_generator, not both")
+        return chat_generator if chat_generator is not None else llm
 
-    @property
-    def ranker(self) -> Any:
-        """The core rerank-rag ranker (``rank`` / ``arank``)."""
-        return self._ranker
+    def _parts(self) -> tuple[Any, ...]:
+        return (self.ranker, self.chat_generator if self.chat_generator is not None else self.llm)
 
     def warm_up(self) -> None:
-        """Load local models (pointwise scorers) and warm up a ChatGenerator. Idempotent."""
+        """Load local models (pointwise scorers) and warm up the LLM. Idempotent."""
         if not self._warm:
-            for part in (self._ranker, self._params.get("llm")):
-                fn = getattr(part, "warm_up", None)
-                if callable(fn):
-                    fn()
+            warm_up(*self._parts())
             self._warm = True
 
-    def _prepare(self, documents: list[Document], top_k: int | None) -> tuple[list[Document], int | None]:
-        top_k = self.top_k if top_k is None else top_k
+    async def warm_up_async(self) -> None:
+        """:meth:`warm_up` on the serving loop (``warm_up_async`` of the parts first)."""
+        if not self._warm:
+            await awarm_up(*self._parts())
+            self._warm = True
+
+    def close(self) -> None:
+        """Release the LLM's clients (and anything else the parts hold)."""
+        close(*self._parts())
+        self._warm = False
+
+    async def close_async(self) -> None:
+        """Release the LLM's async clients too."""
+        await aclose(*self._parts())
+        self._warm = False
+
+    def text(self, doc: Document) -> str:
+        """The text the ranker sees: ``meta_fields_to_embed`` values, then the content."""
+        meta = [str(doc.meta[f]) for f in self.meta_fields_to_embed if doc.meta.get(f)]
+        return self.embedding_separator.join([*meta, doc.content or ""])
+
+    def select(self, documents: list[Document], ranking: Ranking, k: int | None) -> list[Document]:
+        """Copies with the rerank score, best first; ``score_threshold`` is compared with
+        the ranking's calibrated relevance when it has one, else with the score."""
+        ranking = checked(ranking, len(documents))
+        values = getattr(ranking, "relevance", None) or ranking.scores
+        out = [
+            dataclasses.replace(documents[i], score=s, meta=dict(documents[i].meta))
+            for (i, s), v in zip(ranking, values, strict=True)
+            if self.score_threshold is None or v >= self.score_threshold
+        ]
+        return out[:k]
+
+    def _prepare(self, query: str, documents: list[Document], top_k: int | None) -> tuple[Any, ...]:
         check_top_k(top_k)
-        return dedupe(list(documents)), top_k
+        k = self.top_k if top_k is None else top_k
+        docs = dedupe(list(documents))
+        if docs and not query.strip():  # LLMRanker's convention
+            logger.warning("%s got an empty query: returning the documents unranked",
+                           type(self).__name__)
+            return docs[:k], k, None
+        return docs, k, [Candidate(text=self.text(d), id=d.id) for d in docs]
 
     @component.output_types(documents=list[Document])
-    def run(self, query: str, documents: list[Document], top_k: int | None = None) -> dict[str, list[Document]]:
+    def run(
+        self, query: str, documents: list[Document], top_k: int | None = None
+    ) -> dict[str, list[Document]]:
         """Rerank ``documents`` for ``query``; returns at most ``top_k``, best first."""
-        docs, k = self._prepare(documents, top_k)
-        if not docs:
-            return {"documents": []}
-        return {"documents": select(docs, self._ranker.rank(query, to_candidates(docs), top_n=k))}
+        docs, k, cands = self._prepare(query, documents, top_k)
+        if not cands:
+            return {"documents": docs}
+        with parent_span():
+            ranking = self.ranker.rank(query, cands, top_n=k)
+        return {"documents": self.select(docs, ranking, k)}
 
     @component.output_types(documents=list[Document])
     async def run_async(
         self, query: str, documents: list[Document], top_k: int | None = None
     ) -> dict[str, list[Document]]:
         """Async twin of :meth:`run` (LLM calls run concurrently on the event loop)."""
-        docs, k = self._prepare(documents, top_k)
-        if not docs:
-            return {"documents": []}
-        ranking = await self._ranker.arank(query, to_candidates(docs), top_n=k)
-        return {"documents": select(docs, ranking)}
+        docs, k, cands = self._prepare(query, documents, top_k)
+        if not cands:
+            return {"documents": docs}
+        with parent_span():
+            ranking = await self.ranker.arank(query, cands, top_n=k)
+        return {"documents": self.select(docs, ranking, k)}
 
     def to_dict(self) -> dict[str, Any]:
         """Configuration only: the LLM by its config (never an API key), scorers by name."""
-        params = dict(self._params, llm=llm_to_dict(self._params.get("llm")))
+        params = dict(self._config)
+        if "ranker" in params:
+            ranker = params["ranker"]
+            if not isinstance(ranker, (str, type)):
+                raise SerializationError("a ranker object cannot be serialized: pass its class "
+                                         "(or import path) with ranker_params and chat_generator")
+            if isinstance(ranker, type):
+                params["ranker"] = _ranker_path(ranker)
+            _ranker_class(params["ranker"])
         if not isinstance(params.get("scorer") or "", str):
             raise SerializationError("only scorer names ('minilm', 'bm25') can be serialized")
-        return default_to_dict(self, top_k=self.top_k, **params)
+        return default_to_dict(
+            self, **params, llm=llm_to_dict(self.llm),
+            chat_generator=llm_to_dict(self.chat_generator, "chat_generator"),
+            top_k=self.top_k, score_threshold=self.score_threshold,
+            meta_fields_to_embed=self.meta_fields_to_embed,
+            embedding_separator=self.embedding_separator,
+        )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Any:
         data = {**data, "init_parameters": dict(data.get("init_parameters", {}))}  # no mutation
-        llm_from_dict(data["init_parameters"])
+        for key in ("llm", "chat_generator"):
+            llm_from_dict(data["init_parameters"], key)
         return default_from_dict(cls, data)
+
+
+@component
+class RerankRagRanker(_Ranker):
+    """Any rerank-rag ranker as a Haystack ranker component.
+
+    ``ranker``: a ranker object (``rank`` / ``arank``; not serializable), or a ranker
+    class from ``rerank_rag`` / its import path, built as
+    ``ranker(chat_generator or llm, **ranker_params)`` (serializable; LLM calls traced).
+    ``top_k``: documents returned (``None``: all). ``score_threshold``: drop documents
+    whose calibrated relevance (``Ranking.relevance``, in [0, 1]; the score for rankers
+    without one) is below it. ``meta_fields_to_embed``: document meta values put before
+    the content (joined by ``embedding_separator``) in the text the ranker sees.
+    """
+
+    def __init__(
+        self, ranker: Any, *, chat_generator: Any = None, llm: Any = None,
+        ranker_params: dict[str, Any] | None = None, top_k: int | None = DEFAULT_TOP_K,
+        score_threshold: float | None = None, meta_fields_to_embed: list[str] | None = None,
+        embedding_separator: str = "\n",
+    ) -> None:
+        params = dict(ranker_params or {})
+        core = make_ranker(ranker, params, self._model(llm, chat_generator))
+        self._setup(core, {"ranker": ranker, "ranker_params": params}, llm=llm,
+                    chat_generator=chat_generator, top_k=top_k, score_threshold=score_threshold,
+                    meta_fields_to_embed=meta_fields_to_embed,
+                    embedding_separator=embedding_separator)
 
 
 @component
@@ -163,24 +272,26 @@ class RerankRagListwiseRanker(_Ranker):
     :class:`rerank_rag.ListwiseRanker`.
 
     **Score**: positional, ``1 - rank / n`` (1.0 for the best document); the order is
-    what the LLM decided. ``llm``: an ``OpenAICompatibleLLM`` (serializable), a Haystack
-    ChatGenerator (serializable) or any rerank-rag backend.
+    what the LLM decided. The LLM: ``chat_generator`` (a Haystack ChatGenerator, as
+    ``LLMRanker`` takes it) or ``llm`` (that, an ``OpenAICompatibleLLM`` or any
+    rerank-rag backend); both serialize. Other parameters: see :class:`RerankRagRanker`.
     """
 
     def __init__(
-        self, llm: Any, *, top_k: int | None = 10, prompt: str = "rankgpt", mode: str = "sliding",
-        window_size: int = 20, step: int = 10, passes: int = 1,
-        max_passage_tokens: int | None = 300, strict: bool = False,
+        self, llm: Any = None, *, chat_generator: Any = None, top_k: int | None = DEFAULT_TOP_K,
+        prompt: str = "rankgpt", mode: str = "sliding", window_size: int = 20, step: int = 10,
+        passes: int = 1, max_passage_tokens: int | None = 300, strict: bool = False,
+        score_threshold: float | None = None, meta_fields_to_embed: list[str] | None = None,
+        embedding_separator: str = "\n",
     ) -> None:
-        _Ranker.__init__(self, top_k, dict(  # (@component re-creates the class: no super())
-            llm=llm, prompt=prompt, mode=mode, window_size=window_size, step=step, passes=passes,
-            max_passage_tokens=max_passage_tokens, strict=strict))
-
-    def _build(self) -> Any:
         from rerank_rag import ListwiseRanker
 
-        p = dict(self._params)
-        return ListwiseRanker(p.pop("llm"), **p)
+        cfg = dict(prompt=prompt, mode=mode, window_size=window_size, step=step, passes=passes,
+                   max_passage_tokens=max_passage_tokens, strict=strict)
+        core = ListwiseRanker(traced(self._model(llm, chat_generator)), **cfg)
+        self._setup(core, cfg, llm=llm, chat_generator=chat_generator, top_k=top_k,
+                    score_threshold=score_threshold, meta_fields_to_embed=meta_fields_to_embed,
+                    embedding_separator=embedding_separator)
 
 
 @component
@@ -189,24 +300,26 @@ class RerankRagJointRanker(_Ranker):
     :class:`rerank_rag.JointRanker`.
 
     **Score**: the aggregator's value (PageRank by default) over the block comparisons.
+    The LLM (or a pointwise ``Scorer`` as ``llm``): as :class:`RerankRagListwiseRanker`.
     """
 
     def __init__(
-        self, llm: Any, *, top_k: int | None = 10, prompt: str = "relevant-only",
-        block_size: int = 20, replicas: int = 4, design: str = "auto", aggregator: str = "pagerank",
-        seed: int = 0, max_block_retries: int = 2, max_passage_tokens: int | None = 300,
-        strict: bool = False,
+        self, llm: Any = None, *, chat_generator: Any = None, top_k: int | None = DEFAULT_TOP_K,
+        prompt: str = "relevant-only", block_size: int = 20, replicas: int = 4,
+        design: str = "auto", aggregator: str = "pagerank", seed: int = 0,
+        max_block_retries: int = 2, max_passage_tokens: int | None = 300, strict: bool = False,
+        score_threshold: float | None = None, meta_fields_to_embed: list[str] | None = None,
+        embedding_separator: str = "\n",
     ) -> None:
-        _Ranker.__init__(self, top_k, dict(  # (@component re-creates the class: no super())
-            llm=llm, prompt=prompt, block_size=block_size, replicas=replicas, design=design,
-            aggregator=aggregator, seed=seed, max_block_retries=max_block_retries,
-            max_passage_tokens=max_passage_tokens, strict=strict))
-
-    def _build(self) -> Any:
         from rerank_rag import JointRanker
 
-        p = dict(self._params)
-        return JointRanker(p.pop("llm"), **p)
+        cfg = dict(prompt=prompt, block_size=block_size, replicas=replicas, design=design,
+                   aggregator=aggregator, seed=seed, max_block_retries=max_block_retries,
+                   max_passage_tokens=max_passage_tokens, strict=strict)
+        core = JointRanker(traced(self._model(llm, chat_generator)), **cfg)
+        self._setup(core, cfg, llm=llm, chat_generator=chat_generator, top_k=top_k,
+                    score_threshold=score_threshold, meta_fields_to_embed=meta_fields_to_embed,
+                    embedding_separator=embedding_separator)
 
 
 @component
@@ -215,32 +328,36 @@ class RerankRagPointwiseRanker(_Ranker):
     :class:`rerank_rag.PointwiseRanker`.
 
     ``scorer``: ``"minilm"`` (default, offline int8 ONNX; loads in ``warm_up``), ``"bm25"``
-    or a ``Scorer`` object (not serializable); or give ``llm`` for yes/no first-token
-    log-probabilities (:class:`rerank_rag.LLMPointwiseRanker`).
-    **Score**: the scorer's raw score, or the LLM's yes/no log-odds (logprob(yes) - logprob(no)).
+    or a ``Scorer`` object (not serializable); or give ``llm`` / ``chat_generator`` for
+    yes/no first-token log-probabilities (:class:`rerank_rag.LLMPointwiseRanker`).
+    **Score**: the scorer's raw score, or the LLM's yes/no log-odds.
     """
 
     def __init__(
-        self, scorer: Any = None, *, llm: Any = None, top_k: int | None = 10, batch_size: int = 32,
-        max_passage_tokens: int = 300, strict: bool = False,
+        self, scorer: Any = None, *, llm: Any = None, chat_generator: Any = None,
+        top_k: int | None = DEFAULT_TOP_K, batch_size: int = 32, max_passage_tokens: int = 300,
+        strict: bool = False, score_threshold: float | None = None,
+        meta_fields_to_embed: list[str] | None = None, embedding_separator: str = "\n",
     ) -> None:
-        _Ranker.__init__(self, top_k, dict(  # (@component re-creates the class: no super())
-            scorer=scorer, llm=llm, batch_size=batch_size,
-            max_passage_tokens=max_passage_tokens, strict=strict))
-
-    def _build(self) -> Any:
         from rerank_rag import BM25Scorer, LLMPointwiseRanker, MiniLMScorer, PointwiseRanker
 
-        p = self._params
-        if p["llm"] is not None:
-            if p["scorer"] is not None:
+        model = self._model(llm, chat_generator)
+        if model is not None:
+            if scorer is not None:
                 raise ValueError("give either scorer or llm, not both")
-            return LLMPointwiseRanker(
-                p["llm"], max_passage_tokens=p["max_passage_tokens"], strict=p["strict"])
-        scorer = p["scorer"]
-        if scorer is None or isinstance(scorer, str):
+            core = LLMPointwiseRanker(traced(model), max_passage_tokens=max_passage_tokens,
+                                      strict=strict)
+        else:
             names = {"minilm": MiniLMScorer, "bm25": BM25Scorer}
-            if (scorer or "minilm") not in names:
-                raise ValueError(f"unknown scorer {scorer!r}: use one of {sorted(names)} or a Scorer")
-            scorer = names[scorer or "minilm"]()
-        return PointwiseRanker(scorer, batch_size=p["batch_size"])
+            if isinstance(scorer, str) or scorer is None:
+                if (scorer or "minilm") not in names:
+                    raise ValueError(f"unknown scorer {scorer!r}: use one of {sorted(names)} "
+                                     "or a Scorer")
+                core = PointwiseRanker(names[scorer or "minilm"](), batch_size=batch_size)
+            else:
+                core = PointwiseRanker(scorer, batch_size=batch_size)
+        cfg = dict(scorer=scorer, batch_size=batch_size, max_passage_tokens=max_passage_tokens,
+                   strict=strict)
+        self._setup(core, cfg, llm=llm, chat_generator=chat_generator, top_k=top_k,
+                    score_threshold=score_threshold, meta_fields_to_embed=meta_fields_to_embed,
+                    embedding_separator=embedding_separator)
