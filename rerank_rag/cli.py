@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("rerank_rag.demo", "offline demo: BM25 first stage, then rerankers side by side"),
-    "eval": ("rerank_rag.eval._cli", "evaluate a method on DL19, SciFact or MuSiQue"),
+    "eval": ("rerank_rag.eval._cli", "compare rerankers on your own labelled data, DL19, SciFact or MuSiQue"),
     "simulate": ("rerank_rag.jointrank._simulate", "JointRank designs/aggregators with a simulated block ranker"),
     "local": ("rerank_rag.local._cli", "start / check the local llama.cpp model server"),
 }

@@ -100,15 +100,24 @@ def test_judged_fraction():
     assert judged_at_k([], judg, 10) == 0.0
 
 
-def test_evaluate_complete_semantics():
+def test_evaluate_averages_like_trec_eval_by_default():
     qrels = {"q1": {"a": 1}, "q2": {"b": 1}}
     run = {"q1": ["a"], "q3": ["zz"]}  # q2 missing, q3 not judged
-    full = evaluate(run, qrels, ["ndcg@10", "mrr@10"])
-    assert full.num_queries == 2 and full.missing == ("q2",)
-    assert full.means["ndcg@10"] == pytest.approx(0.5)
+    res = evaluate(run, qrels, ["ndcg@10", "mrr@10"])  # trec_eval default: the run's judged queries
+    assert res.queries == "run" and res.threshold == 1
+    assert res.num_queries == 1 and res.missing == ("q2",) and res.means["ndcg@10"] == pytest.approx(1.0)
+    full = evaluate(run, qrels, ["ndcg@10", "mrr@10"], queries="judged")  # trec_eval -c
+    assert full.num_queries == 2 and full.means["ndcg@10"] == pytest.approx(0.5)
     assert full.per_query["mrr@10"] == {"q1": 1.0, "q2": 0.0}
-    inter = evaluate(run, qrels, ["ndcg@10"], complete=False)
-    assert inter.num_queries == 1 and inter.means["ndcg@10"] == pytest.approx(1.0)
+    assert "trec_eval default" in res.describe() and "trec_eval -c" in full.describe()
+    assert "relevance threshold 2" in evaluate(run, qrels, threshold=2).describe()
+    with pytest.warns(DeprecationWarning, match="queries='judged'"):
+        old = evaluate(run, qrels, ["ndcg@10"], complete=True)
+    assert old.queries == "judged" and old.means == {"ndcg@10": pytest.approx(0.5)}
+    with pytest.raises(ValueError, match="trec_eval -c"):
+        evaluate(run, qrels, queries="all")
+    with pytest.raises(ValueError, match="int grade"):
+        evaluate(run, qrels, threshold=1.5)
 
 
 # -- TREC run I/O ---------------------------------------------------------------------
@@ -212,3 +221,83 @@ def test_writing_then_reading_a_run_preserves_the_metric(tmp_path):
     back = run_to_lists(read_run(tmp_path / "bm25.txt"))
     res = evaluate(back, ds.qrels, ["ndcg@10"], threshold=2)
     assert round(res.means["ndcg@10"], 4) == 0.5058
+
+
+# -- cross-check against trec_eval itself (pytrec_eval wraps trec_eval's C code) ----------
+
+
+def _trec_eval():
+    return pytest.importorskip(
+        "pytrec_eval", reason="pytrec-eval-terrier (in the dev extra) runs trec_eval's own code"
+    )
+
+
+def _random_case(rng):
+    qrels, run = {}, {}
+    for q in range(6):
+        qid = f"q{q}"
+        judged = [f"d{q}_{i}" for i in range(rng.randint(1, 15))]
+        qrels[qid] = {d: rng.choice([0, 0, 1, 2, 3]) for d in judged}
+        if q == 5:
+            continue  # judged, not in the run
+        pool = judged + [f"u{q}_{i}" for i in range(10)]  # plus unjudged documents
+        run[qid] = rng.sample(pool, rng.randint(1, len(pool)))
+    run["unjudged"] = ["x", "y"]
+    return qrels, run
+
+
+def test_metrics_match_trec_eval_on_random_runs():
+    """Per query and averaged, with relevance levels 1 and 2: nDCG@5/@10 (ndcg_cut), recall@20
+    (recall.20) and MRR@10 (recip_rank over the top 10), as trec_eval computes them."""
+    import random
+
+    pytrec_eval = _trec_eval()
+    rng = random.Random(11)
+    for _ in range(25):
+        qrels, run = _random_case(rng)
+        scored = {q: {d: float(len(docs) - i) for i, d in enumerate(docs)} for q, docs in run.items()}
+        top10 = {q: {d: float(10 - i) for i, d in enumerate(docs[:10])} for q, docs in run.items()}
+        for level in (1, 2):
+            te = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.5", "ndcg_cut.10", "recall.20"}, relevance_level=level).evaluate(scored)
+            rr = pytrec_eval.RelevanceEvaluator(qrels, {"recip_rank"}, relevance_level=level).evaluate(top10)
+            ours = evaluate(run, qrels, ["ndcg@5", "ndcg@10", "recall@20", "mrr@10"], threshold=level)
+            assert sorted(te) == sorted(ours.per_query["ndcg@10"])  # the same queries are averaged
+            for qid, vals in te.items():
+                assert ours.per_query["ndcg@5"][qid] == pytest.approx(vals["ndcg_cut_5"], abs=1e-9)
+                assert ours.per_query["ndcg@10"][qid] == pytest.approx(vals["ndcg_cut_10"], abs=1e-9)
+                assert ours.per_query["recall@20"][qid] == pytest.approx(vals["recall_20"], abs=1e-9)
+                assert ours.per_query["mrr@10"][qid] == pytest.approx(rr[qid]["recip_rank"], abs=1e-9)
+            mean = sum(v["ndcg_cut_10"] for v in te.values()) / len(te)
+            assert ours.means["ndcg@10"] == pytest.approx(mean, abs=1e-9)
+
+
+def test_an_empty_ranking_counts_as_absent_like_in_a_run_file(tmp_path):
+    """A TREC run file cannot list a query without documents, so trec_eval never sees it:
+    the in-memory run gives what trec_eval gives on the file written from it."""
+    pytrec_eval = _trec_eval()
+    qrels = {"q1": {"a": 1, "c": 1}, "q2": {"b": 2}}
+    run = {"q1": ["c", "a"], "q2": []}
+    write_run(tmp_path / "run.txt", run)
+    on_file = read_run(tmp_path / "run.txt")
+    assert sorted(on_file) == ["q1"]
+    te = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10"}).evaluate({q: dict(d) for q, d in on_file.items()})
+    res = evaluate(run, qrels, ["ndcg@10"])
+    assert sorted(te) == sorted(res.per_query["ndcg@10"]) == ["q1"] and res.missing == ("q2",)
+    assert evaluate(run, qrels, ["ndcg@10"], queries="judged").num_queries == 2
+
+
+@needs_dl19
+def test_dl19_bm25_run_matches_trec_eval_per_query():
+    pytrec_eval = _trec_eval()
+    from rerank_rag.eval import load_qrels
+
+    qrels = load_qrels(DL19 / "qrels.dl19-passage.txt")
+    run = read_run(DL19 / "trec_results_dl19.txt")
+    te = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10", "recall.100"}, relevance_level=2).evaluate(
+        {q: dict(docs) for q, docs in run.items()}
+    )
+    ours = evaluate(run_to_lists(run), qrels, ["ndcg@10", "recall@100"], threshold=2)
+    assert len(te) == ours.num_queries == 43
+    for qid, vals in te.items():
+        assert ours.per_query["ndcg@10"][qid] == pytest.approx(vals["ndcg_cut_10"], abs=1e-9)
+        assert ours.per_query["recall@100"][qid] == pytest.approx(vals["recall_100"], abs=1e-9)

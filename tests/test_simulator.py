@@ -229,7 +229,7 @@ def test_latency_model_and_token_reporting():
     reply = sim.respond(_body(RankGPTPrompt().build(queries["q1"], _ids(corpus, sorted(corpus)))))
     assert reply.delay == pytest.approx(lat.seconds(reply.prompt_tokens, reply.completion_tokens))
     assert sim.stats["prompt_tokens"] == reply.prompt_tokens
-    assert sim.stats["label"] == "simulated"
+    assert sim.stats["label"] == "simulated" and sim.stats["preset"] == "dl19"
 
 
 def test_over_http_with_the_real_client_latency_and_concurrency_limit():
@@ -262,3 +262,93 @@ def test_over_http_with_the_real_client_latency_and_concurrency_limit():
 
 def test_normalise():
     assert normalise("Ã©clair  [1] With-CREAM!") == "clair1withcream"
+
+
+# -- presets: one place for the defaults ------------------------------------------------
+
+
+def test_constructor_and_command_line_share_the_default_preset():
+    from rerank_rag.eval import DEFAULT_PRESET, PRESETS
+    from rerank_rag.eval._cli import _sim_kwargs, build_parser
+
+    corpus, qrels, queries = _corpus(4)
+    plain = SimulatedLLM(qrels, corpus=corpus)
+    args = build_parser().parse_args(["--run", "x.jsonl", "--method", "sliding"])
+    cli = SimulatedLLM(qrels, corpus=corpus, **_sim_kwargs(args))
+    keys = ("noise", "noise_growth", "doc_noise", "position_bias", "relevant_threshold", "latency", "preset")
+    assert {k: plain.config()[k] for k in keys} == {k: cli.config()[k] for k in keys}
+    p = PRESETS[DEFAULT_PRESET]
+    assert (plain.noise, plain.noise_growth, plain.doc_noise, plain.position_bias) == (
+        p.noise, p.noise_growth, p.doc_noise, p.position_bias)
+    assert plain.label == cli.label == f"simulated (preset {DEFAULT_PRESET})"
+
+
+def test_presets_are_named_and_overrides_are_labelled():
+    from rerank_rag.eval import PRESETS, get_preset
+    from rerank_rag.eval._cli import _sim_kwargs, build_parser
+
+    corpus, qrels, _ = _corpus(4)
+    assert {"dl19", "exact", "v0.1"} <= set(PRESETS)
+    exact = SimulatedLLM(qrels, corpus=corpus, preset="exact")
+    assert exact.noise == 0.0 and exact.label == "simulated (preset exact)" and exact.config()["preset"] == "exact"
+    old = SimulatedLLM(qrels, corpus=corpus, preset="v0.1")
+    assert (old.noise, old.noise_growth, old.doc_noise) == (0.8, 0.02, 0.3) and old.latency.per_call == 0.3
+    tuned = SimulatedLLM(qrels, corpus=corpus, preset="dl19", noise=0.1, doc_noise=get_preset("dl19").doc_noise)
+    assert tuned.label == "simulated (preset dl19, modified: noise=0.1)"  # an unchanged value is no change
+    args = build_parser().parse_args(["--run", "x", "--method", "sliding", "--sim-preset", "v0.1", "--sim-noise", "0.2"])
+    via_cli = SimulatedLLM(qrels, corpus=corpus, **_sim_kwargs(args))
+    assert via_cli.preset.name == "v0.1" and via_cli.noise == 0.2 and via_cli.noise_growth == 0.02
+    with pytest.raises(ValueError, match="unknown simulator preset 'gpt5'; choose one of: dl19"):
+        SimulatedLLM(qrels, corpus=corpus, preset="gpt5")
+
+
+def test_the_dl19_preset_records_its_calibration():
+    from rerank_rag.eval import get_preset
+    from rerank_rag.eval._sim_config import DL19_TARGETS
+
+    cal = get_preset("dl19").calibration
+    assert set(cal["targets"]) == set(DL19_TARGETS) == {"single", "jointrank", "sliding"}
+    for method, (target, source) in DL19_TARGETS.items():
+        assert cal["targets"][method] == target and source
+        assert abs(cal["simulated"][method] - target) == pytest.approx(abs(cal["residuals"][method]), abs=1e-4)
+
+
+def test_in_process_llm_answers_like_the_server():
+    corpus, qrels, queries = _corpus(12)
+    sim = SimulatedLLM(qrels, corpus=corpus, queries=queries, noise=1.0, seed=4)
+    req = RankGPTPrompt().build(queries["q1"], _ids(corpus, sorted(corpus)))
+    fake = sim.in_process_llm()
+    got = fake.complete(list(req.messages), **req.params)
+    assert got.text == sim.respond(_body(req)).text and got.prompt_tokens > 0
+    with SimulatedLLM(qrels, corpus=corpus, queries=queries, noise=1.0, seed=4) as served:
+        llm = served.client()
+        assert llm.complete(list(req.messages), **req.params).text == got.text
+        llm.close()
+    faulty = SimulatedLLM(qrels, corpus=corpus, queries=queries, faults=FaultConfig(rate_500=1.0))
+    from rerank_rag import LLMError
+
+    with pytest.raises(LLMError, match="simulated fault"):
+        faulty.in_process_llm().complete(list(req.messages))
+
+
+DL19 = __import__("pathlib").Path(__file__).resolve().parents[1].parent / "shared" / "data" / "trec-dl19"
+
+
+@pytest.mark.skipif(not DL19.is_dir(), reason=f"DL19 data not found at {DL19}")
+def test_the_dl19_preset_lands_near_the_published_figures():
+    """One seed, in process (about 3 s): each method within its calibration residual plus
+    three seed-to-seed standard deviations of the published figure."""
+    from rerank_rag.eval import evaluate, get_preset, load_dl19, rank_dataset
+    from rerank_rag.eval._methods import build_method
+
+    ds = load_dl19(DL19.parent)
+    cal = get_preset("dl19").calibration
+    options = {"single": {"prompt": "rankgpt"}, "jointrank": {}, "sliding": {"window": 20, "step": 10}}
+    got = {}
+    for method, opts in options.items():
+        sim = SimulatedLLM(ds.qrels, corpus=ds.corpus, queries={q.qid: q.text for q in ds.queries}, seed=0)
+        rows = rank_dataset(build_method(method, dict(opts, seed=0), sim.in_process_llm()), ds)
+        got[method] = evaluate({r["qid"]: r["docids"] for r in rows}, ds.qrels, ["ndcg@10"], threshold=2).means["ndcg@10"]
+        tol = abs(cal["residuals"][method]) + 3 * cal["sd_over_seeds"][method]
+        assert abs(got[method] - cal["targets"][method]) <= tol, (method, got[method], tol)
+    assert got["single"] < got["jointrank"] and got["single"] < got["sliding"]

@@ -1,5 +1,6 @@
-"""Evaluation harness: data loaders, trec_eval-compatible metrics, TREC run I/O and an
-LLM simulator for benchmarks.
+"""Evaluation harness: loaders for your own labelled data and for DL19 / SciFact /
+MuSiQue, trec_eval-compatible metrics, TREC run I/O, multi-hop (decomposition)
+evaluation, and an LLM simulator with named presets.
 
 Importing this package is cheap (stdlib only); rankers and the simulator load lazily.
 
@@ -29,7 +30,9 @@ from ._data import (
     load_topics,
     parse_numpy_string_list,
 )
+from ._loaders import FORMATS, dataset_name, detect_format, iter_queries, load_corpus, load_dataset
 from ._metrics import (
+    AVERAGING,
     DEFAULT_METRICS,
     EvalResult,
     evaluate,
@@ -39,19 +42,41 @@ from ._metrics import (
     parse_metric,
     recall_at_k,
 )
+from ._progress import Progress
 from ._trec import read_run, run_to_lists, write_run
 
 _LAZY = {
     "SimulatedLLM": "rerank_rag.eval._simulator",
-    "LatencyModel": "rerank_rag.eval._simulator",
-    "FaultConfig": "rerank_rag.eval._simulator",
+    "LatencyModel": "rerank_rag.eval._sim_config",
+    "FaultConfig": "rerank_rag.eval._sim_config",
     "METHODS": "rerank_rag.eval._methods",
     "build_method": "rerank_rag.eval._methods",
-    "run_eval": "rerank_rag.eval._cli",
+    "run_eval": "rerank_rag.eval._report",
+    "rank_dataset": "rerank_rag.eval._report",
+    "format_report_table": "rerank_rag.eval._report",
+    "MultiHopData": "rerank_rag.eval._multihop",
+    "MultiHopQuestion": "rerank_rag.eval._multihop",
+    "load_multihop": "rerank_rag.eval._multihop",
+    "evaluate_multihop": "rerank_rag.eval._multihop",
+    "format_multihop_table": "rerank_rag.eval._multihop",
+    "load_musique_eval": "rerank_rag.eval._musique",
+    "evaluate_musique": "rerank_rag.eval._musique",
+    "SimPreset": "rerank_rag.eval._sim_config",
+    "PRESETS": "rerank_rag.eval._sim_config",
+    "DEFAULT_PRESET": "rerank_rag.eval._sim_config",
+    "get_preset": "rerank_rag.eval._sim_config",
 }
 
 __all__ = [
+    "AVERAGING",
     "DEFAULT_METRICS",
+    "FORMATS",
+    "Progress",
+    "dataset_name",
+    "detect_format",
+    "iter_queries",
+    "load_corpus",
+    "load_dataset",
     "DataNotFoundError",
     "EvalQuery",
     "EvalResult",

@@ -86,7 +86,8 @@ def _open_text(path: PathLike) -> io.TextIOBase:
 
 
 def load_qrels(path: PathLike) -> dict[str, dict[str, int]]:
-    """Read TREC qrels (``qid iter docid grade``) into ``{qid: {docid: grade}}``.
+    """Read qrels into ``{qid: {docid: grade}}``: TREC (``qid iter docid grade``) or
+    BEIR TSV (``query-id corpus-id score``, header line optional).
 
     Raises:
         ValueError: naming the line of a malformed entry.
@@ -97,6 +98,10 @@ def load_qrels(path: PathLike) -> dict[str, dict[str, int]]:
             parts = line.split()
             if not parts:
                 continue
+            if len(parts) == 3:
+                if lineno == 1 and not parts[2].lstrip("-").isdigit():
+                    continue  # BEIR header: query-id corpus-id score
+                parts = [parts[0], "0", parts[1], parts[2]]
             if len(parts) != 4:
                 raise ValueError(f"{path}:{lineno}: expected 'qid iter docid grade', got {line.strip()!r}")
             qid, _, docid, grade = parts
@@ -108,8 +113,26 @@ def load_qrels(path: PathLike) -> dict[str, dict[str, int]]:
 
 
 def load_topics(path: PathLike) -> dict[str, str]:
-    """Read ``qid<TAB>query`` topics (plain or ``.gz``) into ``{qid: query}``."""
+    """Read topics into ``{qid: query}``: ``qid<TAB>query`` lines, or JSON lines
+    ``{"_id"|"qid", "text"|"query"}`` (BEIR ``queries.jsonl``); plain or ``.gz``."""
     topics: dict[str, str] = {}
+    with _open_text(path) as f:
+        first = f.readline()
+    if first.lstrip().startswith("{"):
+        with _open_text(path) as f:
+            for lineno, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"{path}:{lineno}: invalid JSON: {exc}") from None
+                qid = next((rec[k] for k in ("_id", "qid", "id", "query_id") if k in rec), None)
+                text = next((rec[k] for k in ("text", "query", "title") if k in rec), None)
+                if qid is None or not isinstance(text, str):
+                    raise ValueError(f"{path}:{lineno}: a topic needs an id (_id/qid) and a text (text/query)")
+                topics[str(qid).strip()] = text.strip()
+        return topics
     with _open_text(path) as f:
         for lineno, line in enumerate(f, 1):
             line = line.rstrip("\n").rstrip("\r")
@@ -204,19 +227,26 @@ class EvalQuery:
     """One query to rerank: its id, text and first-stage candidates (best first).
 
     Each candidate's ``id`` is the docid and ``score`` the first-stage score.
+    ``labels`` is ``{docid: grade}`` when the input carried labels with the query
+    (rerank-rag JSONL), else ``None``.
     """
 
     qid: str
     text: str
     candidates: tuple[Candidate, ...]
+    labels: Mapping[str, int] | None = field(default=None, compare=False)
 
 
 @dataclass
 class RerankDataset:
     """Queries with first-stage candidates, the qrels, and the texts of all documents.
 
+    Made by :func:`~rerank_rag.eval.load_dataset` (your files), :func:`load_dl19` or
+    :func:`load_scifact`. A query without judgments is ranked but, as in trec_eval, not
+    averaged.
+
     Attributes:
-        name: e.g. ``"dl19"``.
+        name: e.g. ``"dl19"``; for your files, derived from their names.
         queries: the queries, each with its candidates.
         qrels: ``{qid: {docid: grade}}``.
         threshold: minimum grade that counts as relevant for MRR / recall (2 on DL19,
@@ -243,7 +273,7 @@ class RerankDataset:
         return RerankDataset(
             name=self.name,
             queries=self.queries[:n],
-            qrels={q.qid: self.qrels.get(q.qid, {}) for q in self.queries[:n]},
+            qrels={q.qid: self.qrels[q.qid] for q in self.queries[:n] if q.qid in self.qrels},
             threshold=self.threshold,
             corpus=self.corpus,
             first_stage=self.first_stage,

@@ -115,6 +115,12 @@ def _listwise(mode: str) -> Callable[[Any, Any], Any]:
     return build
 
 
+def _default_aggregator() -> str:
+    from ..jointrank import DEFAULT_AGGREGATOR
+
+    return DEFAULT_AGGREGATOR
+
+
 def _jointrank(options: Any, llm: Any) -> Any:
     from ..jointrank import JointRanker
 
@@ -124,14 +130,45 @@ def _jointrank(options: Any, llm: Any) -> Any:
         block_size=_opt(options, "block_size", 20),
         replicas=_opt(options, "replicas", 4),
         design=_opt(options, "design", "auto"),
-        aggregator=_opt(options, "aggregator", "pagerank"),
+        aggregator=_opt(options, "aggregator") or _default_aggregator(),
         seed=_opt(options, "seed", 0),
         max_passage_tokens=_opt(options, "max_passage_tokens", 300),
     )
 
 
+def _pairwise(method: str) -> Callable[[Any, Any], Any]:
+    def build(options: Any, llm: Any) -> Any:
+        from ..pairwise import PairwiseRanker
+
+        return PairwiseRanker(llm, method=method, max_passage_tokens=_opt(options, "max_passage_tokens", 300))
+
+    return build
+
+
+def _setwise(options: Any, llm: Any) -> Any:
+    from ..setwise import SetwiseRanker
+
+    return SetwiseRanker(llm, max_passage_tokens=_opt(options, "max_passage_tokens", 300))
+
+
+def _tourrank(options: Any, llm: Any) -> Any:
+    from ..tournament import TourRanker
+
+    return TourRanker(
+        llm, seed=_opt(options, "seed", 0), max_passage_tokens=_opt(options, "max_passage_tokens", 300)
+    )
+
+
+def _tdpart(options: Any, llm: Any) -> Any:
+    from ..tdpart import TDPartRanker
+
+    return TDPartRanker(
+        llm, prompt=_opt(options, "prompt") or "rankgpt", max_passage_tokens=_opt(options, "max_passage_tokens", 300)
+    )
+
+
 def _not_here(options: Any, llm: Any) -> Any:
-    raise ValueError("--method decompose is evaluated on --dataset musique only")
+    raise ValueError("--method decompose is evaluated on multi-hop data only: --dataset musique or --multihop FILE")
 
 
 def _cfg_listwise(mode: str) -> Callable[[Any], dict[str, Any]]:
@@ -177,13 +214,18 @@ METHODS: dict[str, MethodSpec] = {
                 "block_size": _opt(o, "block_size", 20),
                 "replicas": _opt(o, "replicas", 4),
                 "design": _opt(o, "design", "auto"),
-                "aggregator": _opt(o, "aggregator", "pagerank"),
+                "aggregator": _opt(o, "aggregator") or _default_aggregator(),
                 "seed": _opt(o, "seed", 0),
             },
         ),
+        MethodSpec("prp-heapsort", "pairwise PRP, heapsort for the top 10 (both orders per pair)", True, _pairwise("heapsort")),
+        MethodSpec("prp-allpairs", "pairwise PRP, all pairs in one round (n(n-1) calls)", True, _pairwise("allpair")),
+        MethodSpec("setwise", "setwise heapsort, most relevant of 4 per call, top 10", True, _setwise),
+        MethodSpec("tourrank", "TourRank, 2 tournaments in parallel (--seed)", True, _tourrank),
+        MethodSpec("tdpart", "top-down partitioning around a pivot (--prompt)", True, _tdpart),
         MethodSpec(
             "decompose",
-            "question decomposition + retrieval + rerank (MuSiQue; --decomposer, --reranker)",
+            "question decomposition + retrieval + rerank (--dataset musique or --multihop; --decomposer, --reranker)",
             False,
             _not_here,
         ),
@@ -203,6 +245,9 @@ ALIASES = {
     "listwise-single": "single",
     "full": "single",
     "joint": "jointrank",
+    "prp": "prp-heapsort",
+    "pairwise": "prp-heapsort",
+    "tournament": "tourrank",
     "decomposition": "decompose",
 }
 
@@ -236,28 +281,7 @@ def method_help() -> str:
 
 
 def musique_sim_decomposer(records: Sequence[Mapping[str, Any]]) -> Callable[[dict[str, Any]], str]:
-    """A :class:`~rerank_rag.eval.SimulatedLLM` fallback that answers decomposition
-    prompts for MuSiQue questions with their gold sub-questions, the bridge answers
-    unknown (``#n`` -> ``it``): what a decomposer that understands the structure but
-    not yet the intermediate answers would write. Simulated, not a model."""
-    import re
+    """Moved to :func:`rerank_rag.eval._musique.musique_sim_decomposer` (re-exported here)."""
+    from ._musique import musique_sim_decomposer as impl
 
-    from ._simulator import normalise
-
-    table = []
-    for r in records:
-        subs = [re.sub(r"\s*#\d+\s*", " it ", s["question"]).strip() for s in r["question_decomposition"]]
-        subs = [re.sub(r"\s+", " ", s).replace(" ?", "?") for s in subs]
-        table.append((normalise(r["question"]), subs))
-
-    def fallback(body: dict[str, Any]) -> str:
-        text = "\n".join(
-            str(m.get("content", "")) for m in body.get("messages") or [] if isinstance(m, dict)
-        )
-        norm = normalise(text)
-        best = max((t for t in table if t[0] and t[0] in norm), key=lambda t: len(t[0]), default=None)
-        if best is None:
-            return ""
-        return "\n".join(f"{i}. {s}" for i, s in enumerate(best[1], 1))
-
-    return fallback
+    return impl(records)

@@ -65,8 +65,19 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Union
 
 from ..testing import ChatServer, Reply, estimate_tokens
+from ._sim_config import DEFAULT_PRESET, PRESETS, FaultConfig, LatencyModel, SimPreset, get_preset
 
-__all__ = ["SimulatedLLM", "LatencyModel", "FaultConfig", "SIMULATED_LABEL", "normalise"]
+__all__ = [
+    "SimulatedLLM",
+    "LatencyModel",
+    "FaultConfig",
+    "SimPreset",
+    "PRESETS",
+    "DEFAULT_PRESET",
+    "get_preset",
+    "SIMULATED_LABEL",
+    "normalise",
+]
 
 #: The label every figure produced with the simulator must carry.
 SIMULATED_LABEL = "simulated"
@@ -85,92 +96,6 @@ _YES_NO_RE = re.compile(r"\byes\b.{0,40}\bno\b", re.I | re.S)
 def normalise(text: str) -> str:
     """Lower-case ASCII letters and digits only (what passage matching compares)."""
     return "".join(_ALNUM_RE.findall(text)).lower()
-
-
-@dataclass(frozen=True)
-class LatencyModel:
-    """Simulated service time of one call, in seconds.
-
-    ``per_call + per_input_token * prompt_tokens + per_output_token * completion_tokens``,
-    multiplied by ``1 + jitter * u`` with ``u`` uniform in [-1, 1] (deterministic per
-    request content and seed).
-    """
-
-    per_call: float = 0.0
-    per_input_token: float = 0.0
-    per_output_token: float = 0.0
-    jitter: float = 0.0
-
-    def __post_init__(self) -> None:
-        for name in ("per_call", "per_input_token", "per_output_token", "jitter"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or v < 0 or math.isnan(v):
-                raise ValueError(f"LatencyModel.{name} must be a non-negative number, got {v!r}")
-        if self.jitter > 1:
-            raise ValueError("LatencyModel.jitter must be at most 1")
-
-    def seconds(self, prompt_tokens: int, completion_tokens: int, u: float = 0.0) -> float:
-        base = self.per_call + self.per_input_token * prompt_tokens + self.per_output_token * completion_tokens
-        return max(0.0, base * (1.0 + self.jitter * u))
-
-
-@dataclass(frozen=True)
-class FaultConfig:
-    """Fault injection rates (each a probability per request; their sum must be <= 1).
-
-    Attributes:
-        rate_429: answer HTTP 429 with ``Retry-After: retry_after``.
-        rate_500: answer HTTP 500.
-        rate_timeout: delay the (normal) answer by ``timeout_delay`` seconds, which
-            should exceed the client's timeout.
-        rate_reset: close the connection without answering.
-        rate_empty: answer 200 with an empty message.
-        rate_truncated: answer 200 with the first half of the normal message.
-        retry_after: seconds sent in ``Retry-After`` with a 429.
-        timeout_delay: how long a "timeout" reply is held.
-        max_faults: stop injecting after this many faults (``None``: no limit); with
-            rate 1.0 this makes "the first N requests fail" deterministic.
-    """
-
-    rate_429: float = 0.0
-    rate_500: float = 0.0
-    rate_timeout: float = 0.0
-    rate_reset: float = 0.0
-    rate_empty: float = 0.0
-    rate_truncated: float = 0.0
-    retry_after: float = 1.0
-    timeout_delay: float = 30.0
-    max_faults: int | None = None
-
-    KINDS = ("429", "500", "timeout", "reset", "empty", "truncated")
-
-    def __post_init__(self) -> None:
-        rates = self.rates()
-        for kind, r in rates.items():
-            if not isinstance(r, (int, float)) or not 0.0 <= r <= 1.0:
-                raise ValueError(f"FaultConfig rate for {kind} must be in [0, 1], got {r!r}")
-        if sum(rates.values()) > 1.0 + 1e-9:
-            raise ValueError(f"FaultConfig rates add up to {sum(rates.values()):.3f} > 1")
-        if self.retry_after < 0 or self.timeout_delay < 0:
-            raise ValueError("retry_after and timeout_delay must be >= 0")
-        if self.max_faults is not None and self.max_faults < 0:
-            raise ValueError("max_faults must be >= 0 or None")
-
-    def rates(self) -> dict[str, float]:
-        return {
-            "429": self.rate_429,
-            "500": self.rate_500,
-            "timeout": self.rate_timeout,
-            "reset": self.rate_reset,
-            "empty": self.rate_empty,
-            "truncated": self.rate_truncated,
-        }
-
-    @classmethod
-    def uniform(cls, rate: float, **kw: Any) -> FaultConfig:
-        """Total fault ``rate`` spread evenly over the six kinds."""
-        r = rate / 6.0
-        return cls(rate_429=r, rate_500=r, rate_timeout=r, rate_reset=r, rate_empty=r, rate_truncated=r, **kw)
 
 
 @dataclass
@@ -200,12 +125,18 @@ Judgments = Union[Mapping[str, Mapping[str, int]], Callable[[str, str], float]]
 class SimulatedLLM:
     """An OpenAI-compatible chat server on 127.0.0.1 that ranks by true relevance + noise.
 
+    Settings start from a named preset (:data:`~rerank_rag.eval.PRESETS`; default
+    ``"dl19"``, fitted to published DL19 figures, see docs/evaluation.md); any setting
+    given here overrides the preset's. ``rerank-rag eval --llm sim`` starts from the same
+    presets, so both agree by construction.
+
     Args:
         judgments: qrels ``{qid: {docid: grade}}`` (then ``corpus`` is required), or a
             function ``relevance(query_text, passage_text) -> float`` used as the grade.
         corpus: ``{docid: text}`` of every passage that may be shown.
         queries: ``{qid: query text}``, to tell which query a prompt is about (without
             it, a passage's grade is its highest grade over all queries).
+        preset: a preset name or :class:`SimPreset` (default ``"dl19"``).
         noise: base standard deviation of the per-view noise (in grade units).
         noise_growth: variance multiplier per extra passage shown:
             ``var = noise**2 * (1 + noise_growth * (m - 1))``.
@@ -228,6 +159,11 @@ class SimulatedLLM:
             words are therefore not recognised.
         logprob_temperature: softness of FIRST-style first-token logprobs.
         yes_no_scale: slope of the Yes/No log-odds.
+
+    Attributes:
+        preset: the :class:`SimPreset` the settings started from.
+        label: ``"simulated (preset dl19)"``, with the overridden settings when any
+            differ from the preset's: what every figure made with it must carry.
     """
 
     def __init__(
@@ -236,11 +172,12 @@ class SimulatedLLM:
         *,
         corpus: Mapping[str, str] | None = None,
         queries: Mapping[str, str] | None = None,
-        noise: float = 0.5,
-        noise_growth: float = 0.05,
-        doc_noise: float = 0.0,
-        position_bias: float = 0.0,
-        relevant_threshold: float = 0.5,
+        preset: str | SimPreset | None = None,
+        noise: float | None = None,
+        noise_growth: float | None = None,
+        doc_noise: float | None = None,
+        position_bias: float | None = None,
+        relevant_threshold: float | None = None,
         latency: LatencyModel | None = None,
         max_concurrency: int | None = None,
         faults: FaultConfig | None = None,
@@ -252,6 +189,21 @@ class SimulatedLLM:
         logprob_temperature: float = 1.0,
         yes_no_scale: float = 2.0,
     ) -> None:
+        self.preset = get_preset(preset)
+        given = {
+            "noise": noise,
+            "noise_growth": noise_growth,
+            "doc_noise": doc_noise,
+            "position_bias": position_bias,
+            "relevant_threshold": relevant_threshold,
+            "latency": latency,
+        }
+        base = self.preset.settings()
+        self.overrides = {k: v for k, v in given.items() if v is not None and v != base[k]}
+        merged = {k: (base[k] if v is None else v) for k, v in given.items()}
+        noise, noise_growth, doc_noise = merged["noise"], merged["noise_growth"], merged["doc_noise"]
+        position_bias, relevant_threshold = merged["position_bias"], merged["relevant_threshold"]
+        latency = merged["latency"]
         for name, v in (("noise", noise), ("noise_growth", noise_growth), ("doc_noise", doc_noise)):
             if not isinstance(v, (int, float)) or v < 0 or math.isnan(v):
                 raise ValueError(f"{name} must be a non-negative number, got {v!r}")
@@ -274,7 +226,7 @@ class SimulatedLLM:
         self.doc_noise = float(doc_noise)
         self.position_bias = float(position_bias)
         self.relevant_threshold = float(relevant_threshold)
-        self.latency = latency or LatencyModel()
+        self.latency = latency if isinstance(latency, LatencyModel) else LatencyModel()
         self.max_concurrency = max_concurrency
         self.faults = faults or FaultConfig()
         self.seed = int(seed)
@@ -332,9 +284,18 @@ class SimulatedLLM:
     def __repr__(self) -> str:
         state = "running" if self._server is not None else "stopped"
         return (
-            f"SimulatedLLM({state}, noise={self.noise}, noise_growth={self.noise_growth}, "
-            f"doc_noise={self.doc_noise}, position_bias={self.position_bias}, seed={self.seed})"
+            f"SimulatedLLM({state}, preset={self.preset.name!r}, noise={self.noise}, "
+            f"noise_growth={self.noise_growth}, doc_noise={self.doc_noise}, "
+            f"position_bias={self.position_bias}, seed={self.seed})"
         )
+
+    @property
+    def label(self) -> str:
+        """``"simulated (preset NAME)"``, plus the settings that differ from the preset."""
+        if not self.overrides:
+            return f"{SIMULATED_LABEL} (preset {self.preset.name})"
+        changed = ", ".join(f"{k}={_short(v)}" for k, v in sorted(self.overrides.items()))
+        return f"{SIMULATED_LABEL} (preset {self.preset.name}, modified: {changed})"
 
     @property
     def base_url(self) -> str:
@@ -360,6 +321,9 @@ class SimulatedLLM:
         """JSON-able settings (for reports)."""
         return {
             "label": SIMULATED_LABEL,
+            "preset": self.preset.name,
+            "preset_modified": sorted(self.overrides),
+            "description": self.label,
             "noise": self.noise,
             "noise_growth": self.noise_growth,
             "doc_noise": self.doc_noise,
@@ -371,6 +335,31 @@ class SimulatedLLM:
             "seed": self.seed,
         }
 
+    def in_process_llm(self, *, max_concurrency: int = 8) -> Any:
+        """A :class:`~rerank_rag.FakeLLM` answering through :meth:`respond` in this
+        process: same answers as over HTTP, without the server, the latency waits or the
+        client. Injected faults raise :class:`~rerank_rag.LLMError` (transient). For
+        fast sweeps (the calibration of the presets); figures are simulated all the same.
+        """
+        from .._errors import LLMError
+        from ..llm._base import Completion
+        from ..llm._fake import FakeLLM
+
+        def handler(messages: Any, **params: Any) -> Completion:
+            body = {"model": self.model, "messages": [dict(m) for m in messages], **params}
+            reply = self.respond(body)
+            if reply.reset or reply.status >= 400:
+                raise LLMError(f"simulated fault (status {reply.status}, reset={reply.reset})", status=reply.status)
+            return Completion(
+                text=reply.text,
+                prompt_tokens=reply.prompt_tokens or 0,
+                completion_tokens=reply.completion_tokens or 0,
+                top_logprobs=reply.top_logprobs if body.get("logprobs") else None,
+                model=self.model,
+            )
+
+        return FakeLLM(handler, max_concurrency=max_concurrency, name=self.model)
+
     @property
     def stats(self) -> dict[str, Any]:
         """Counters: requests, answered, unrecognised prompts, faults per kind, tokens,
@@ -379,6 +368,7 @@ class SimulatedLLM:
             s = asdict(self._stats)
         s["peak_concurrency"] = self._server.peak_concurrency if self._server is not None else None
         s["label"] = SIMULATED_LABEL
+        s["preset"] = self.preset.name
         return s
 
     # -- request handling ----------------------------------------------------------------
@@ -653,6 +643,12 @@ def _last_user(messages: Sequence[Any]) -> str:
 
 def _softplus(x: float) -> float:
     return max(x, 0.0) + math.log1p(math.exp(-abs(x)))
+
+
+def _short(v: Any) -> str:
+    if isinstance(v, LatencyModel):
+        return f"latency({v.per_call:g},{v.per_input_token:g},{v.per_output_token:g})"
+    return f"{v:g}" if isinstance(v, float) else str(v)
 
 
 def _fmt(x: float) -> str:
