@@ -45,9 +45,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rerank_rag import FakeLLM, Usage  # noqa: E402
 from rerank_rag.llm import Completion  # noqa: E402
 
-#: Seconds per call, per prompt token and per completion token (a hosted-API model; used
-#: when the simulator's default settings carry no latency model of their own).
-HOSTED_LATENCY = {"per_call": 0.3, "per_input_token": 0.0002, "per_output_token": 0.015}
+#: Seconds per call, per prompt token and per completion token: the latency model of the
+#: DL19 table (``bench_dl19.py``), used when the simulator's default preset has none.
+HOSTED_LATENCY = {"per_call": 0.25, "per_input_token": 0.0001, "per_output_token": 0.01}
 
 
 @dataclass(frozen=True)
@@ -296,17 +296,12 @@ def check_http(ds: Any, methods: Sequence[Method], queries: int, slots: int | No
 
     seed = 0
     direct_sim = make_sim(ds, seed)
-    cfg = dict(direct_sim.config())
     with SimulatedLLM(
         ds.qrels,
         corpus=ds.corpus,
         queries={q.qid: q.text for q in ds.queries},
         seed=seed,
-        latency=direct_sim.latency.__class__(),  # no sleeping over HTTP
-        noise=cfg["noise"],
-        noise_growth=cfg["noise_growth"],
-        doc_noise=cfg["doc_noise"],
-        position_bias=cfg["position_bias"],
+        latency=direct_sim.latency.__class__(),  # same judgements, no sleeping over HTTP
     ) as http_sim:
         llm = http_sim.client(max_concurrency=20, timeout=120.0)
         for m in methods:
