@@ -174,7 +174,9 @@ class Comparisons:
         if self._repeated is None:
             live = [(o, min(t, len(o))) for o, t in self.rankings if t > 0 and len(o) > 1]
             b = len(live)
-            if b * (b - 1) * 2 <= len(self):
+            # few large blocks: intersect them (b < 1024 keeps the packed counts below
+            # 2**20 each); many small ones (pairwise verdicts): count the comparisons
+            if b < 1024 and b * (b - 1) * 2 <= len(self):
                 self._repeated = self._repeated_by_block_pairs(live)
             else:
                 self._repeated = self._repeated_by_counting(live)
