@@ -33,7 +33,10 @@ __all__ = [
     "warn_degraded",
 ]
 
-Result = tuple[Sequence[int], Sequence[float]]
+#: What ``_rank_sync``/``_rank_async``/``_plan`` return: ``(order, scores)`` over all
+#: candidates, optionally with a third item, the relevance of each entry of ``order``
+#: (see :mod:`rerank_rag._relevance`).
+Result = tuple[Sequence[int], Sequence[float]] | tuple[Sequence[int], Sequence[float], Sequence[float]]
 
 
 def raise_if_permanent(outcome: object) -> None:
@@ -74,9 +77,15 @@ def check_query(query: object) -> str:
 
 
 def finish_ranking(
-    order: Sequence[int], scores: Sequence[float], n: int, k: int, usage: Usage
+    order: Sequence[int],
+    scores: Sequence[float],
+    n: int,
+    k: int,
+    usage: Usage,
+    relevance: Sequence[float] | None = None,
 ) -> Ranking:
-    """Validate that ``order`` is a permutation of ``range(n)`` and cut it to ``k``."""
+    """Validate that ``order`` is a permutation of ``range(n)`` and cut it to ``k``
+    (``relevance``, when given, is aligned with ``order`` and cut with it)."""
     order = list(order)
     if len(order) != n or set(order) != set(range(n)):
         raise AssertionError(  # a bug in a ranker, never the user's fault
@@ -84,7 +93,10 @@ def finish_ranking(
         )
     if len(scores) != n:
         raise AssertionError("internal error: ranker produced the wrong number of scores")
-    return Ranking(order=tuple(order[:k]), scores=tuple(float(s) for s in scores[:k]), usage=usage)
+    rel = None if relevance is None else tuple(float(v) for v in relevance[:k])
+    return Ranking(
+        order=tuple(order[:k]), scores=tuple(float(s) for s in scores[:k]), usage=usage, relevance=rel
+    )
 
 
 class BaseRanker(ABC):
@@ -116,9 +128,9 @@ class BaseRanker(ABC):
             return trivial
         usage = Usage()
         t0 = time.perf_counter()
-        order, scores = self._rank_sync(query, cands, usage)
+        order, scores, *rel = self._rank_sync(query, cands, usage)
         usage.wall_time = time.perf_counter() - t0
-        return finish_ranking(order, scores, len(cands), k, usage)
+        return finish_ranking(order, scores, len(cands), k, usage, rel[0] if rel else None)
 
     async def arank(
         self, query: str, candidates: Sequence[CandidateLike], top_n: int | None = None
@@ -130,9 +142,9 @@ class BaseRanker(ABC):
             return trivial
         usage = Usage()
         t0 = time.perf_counter()
-        order, scores = await self._rank_async(query, cands, usage)
+        order, scores, *rel = await self._rank_async(query, cands, usage)
         usage.wall_time = time.perf_counter() - t0
-        return finish_ranking(order, scores, len(cands), k, usage)
+        return finish_ranking(order, scores, len(cands), k, usage, rel[0] if rel else None)
 
     @abstractmethod
     def _rank_sync(self, query: str, cands: list[Candidate], usage: Usage) -> Result: ...

@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("rerank_rag.eval._cli", "compare rerankers on your own labelled data, DL19, SciFact or MuSiQue"),
     "simulate": ("rerank_rag.jointrank._simulate", "JointRank designs/aggregators with a simulated block ranker"),
     "local": ("rerank_rag.local._cli", "start / check the local llama.cpp model server"),
+    "serve": ("rerank_rag.serve._cli", "rerank HTTP service (Jina/Cohere/TEI APIs) and MCP tools"),
 }
 
 

@@ -30,7 +30,7 @@ else
   if [ "$PROFILE" = "demo" ]; then
     "$PY" -m pip install -q -e ".[all]"
   else
-    "$PY" -m pip install -q -e ".[all,sentence-transformers,dev]" \
+    "$PY" -m pip install -q -e ".[all,sentence-transformers,mcp,ray,dev]" \
       -e "integrations/langchain[test]" -e integrations/llama-index -e integrations/haystack
   fi
   echo "$digest" > "$stamp"

@@ -246,9 +246,9 @@ def test_all_three_compose(relevance_oracle):
     r = ranker.rank("q", DOCS)
     assert set(r.order) == {1, 3, 4} and r.usage.kept == 3 and r.usage.llm_calls == 1
     assert "(first-stage rank: 1 of 8)" in llm.calls[0][0][0]["content"]
-    # a ranker that fills no relevance (yet) cannot be cut
-    with pytest.raises(ValueError, match="without relevance"):
-        DynamicCutoff(ListwiseRanker(llm, prompt="relevant-only", mode="single")).rank("q", DOCS)
+    # the listwise relevant-only prompt fills relevance too: the cut keeps what it listed
+    listed = DynamicCutoff(ListwiseRanker(llm, prompt="relevant-only", mode="single")).rank("q", DOCS)
+    assert set(listed.order) == {i for i, d in enumerate(DOCS) if rel(d) > 0.5}
 
 
 def test_wrapper_failures_pass_through():

@@ -152,10 +152,9 @@ def test_eval_cli_report_and_output_hold_no_key(tmp_path, capsys, monkeypatch):
             "--max-retries", "0", "--out", str(out), "--quiet",
         ])
         sent = srv.log[0].headers.get("authorization", "")
-    assert rc == 0 and SECRET in sent
+    assert rc == 1 and SECRET in sent
     captured = capsys.readouterr()
-    report = out.read_text()
-    # a wrong key raises LLMConfigurationError (never a silent fallback); the CLI
-    # records the query's error, without the key
-    assert json.loads(report)["errors"] == 1 and "LLMConfigurationError" in report
-    _assert_clean(report, captured.out, captured.err, os.environ.get("NOT_SET", ""))
+    # a wrong key raises LLMConfigurationError (never a silent fallback): the run stops
+    # with a message naming the error, without the key, and writes no report
+    assert "LLMConfigurationError" in captured.err and not out.exists()
+    _assert_clean(captured.out, captured.err, os.environ.get("NOT_SET", ""))

@@ -14,6 +14,7 @@ from .._errors import LLMError, ParseError, RankingFailedError
 from .._plan import Plan
 from .._protocols import Scorer, WindowParse, WindowPrompt
 from .._ranker import PlanRanker, Result, raise_if_permanent
+from .._relevance import judged, judges_relevance as prompt_judges_relevance, positional
 from .._types import Candidate, Usage, check_int
 from ..llm._base import Completion, LLMRequest
 from ._aggregators import Aggregator, get_aggregator, order_from_scores
@@ -120,6 +121,11 @@ class JointRanker(PlanRanker):
     Comparisons: a listed candidate beats every candidate listed after it and every
     candidate the block ranker omitted; omitted candidates are not compared among
     themselves (see :mod:`rerank_rag.jointrank._comparisons`).
+
+    ``Ranking.relevance`` (see :mod:`rerank_rag._relevance`): with the relevant-only
+    prompt, >= 0.5 for candidates listed in more than half of the answered blocks that
+    held them, < 0.5 for the others (in no answered block: < 0.5); with other prompts
+    and with a Scorer block ranker it is positional (a threshold is a rank cut).
     """
 
     def __init__(
@@ -304,7 +310,25 @@ class JointRanker(PlanRanker):
         scores = self.aggregator(comparisons)
         if len(scores) != n:
             raise ValueError(f"aggregator returned {len(scores)} scores for {n} candidates")
-        return order_from_scores(scores)
+        order, ordered = order_from_scores(scores)
+        return order, ordered, self._relevance(n, order, results)
+
+    @property
+    def judges_relevance(self) -> bool:
+        """True for an LLM block ranker with the relevant-only prompt (the default)."""
+        return self.prompt is not None and prompt_judges_relevance(self.prompt)
+
+    def _relevance(self, n: int, order: list[int], results: dict[int, _BlockResult]) -> list[float]:
+        """Listed in more than half of its answered blocks -> >= 0.5 (relevant-only
+        prompt); otherwise positional (see :mod:`rerank_rag._relevance`)."""
+        if not self.judges_relevance:
+            return positional(n)
+        listed, seen = [0] * n, [0] * n
+        for block_order, n_listed in results.values():
+            for r, i in enumerate(block_order):
+                seen[i] += 1
+                listed[i] += r < n_listed
+        return judged(order, {i for i in range(n) if 2 * listed[i] > seen[i]})
 
     # ------------------------------------------------------------------ retry schedule
 

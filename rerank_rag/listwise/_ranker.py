@@ -29,6 +29,7 @@ from .._errors import LLMError, ParseError, RankingFailedError
 from .._plan import Plan
 from .._protocols import WindowParse, WindowPrompt
 from .._ranker import PlanRanker, raise_if_permanent, warn_degraded
+from .._relevance import judged, judges_relevance as prompt_judges_relevance, positional
 from .._types import Candidate, Usage, check_int
 from ..llm._adapt import as_backend
 from ..llm._base import Completion
@@ -105,6 +106,11 @@ class ListwiseRanker(PlanRanker):
     Scores are positional: the candidate at rank ``r`` (0-based) of ``n`` gets
     ``1 - r / n``. They encode the position only, not a calibrated relevance: do not
     threshold them or compare them across queries.
+
+    ``Ranking.relevance`` (see :mod:`rerank_rag._relevance`): with the relevant-only
+    prompt, >= 0.5 for the candidates the last window that saw them listed, < 0.5 for
+    those it left out (never judged: < 0.5); with full-permutation prompts (RankGPT,
+    first-token) it is positional, so a threshold there is only a rank cut.
     """
 
     def __init__(
@@ -175,6 +181,12 @@ class ListwiseRanker(PlanRanker):
             "llm": llm_config() if callable(llm_config) else None,
         }
 
+    @property
+    def judges_relevance(self) -> bool:
+        """True with a prompt whose omissions are judgments (relevant-only): then
+        ``Ranking.relevance`` >= 0.5 means "listed"; otherwise it is positional."""
+        return prompt_judges_relevance(self.prompt)
+
     def spans(self, n: int) -> list[tuple[int, int]]:
         """The windows one pass sends for ``n`` candidates, in call order.
 
@@ -191,13 +203,14 @@ class ListwiseRanker(PlanRanker):
         m: int,
         usage: Usage,
         failures: list[str] | None = None,
-    ) -> list[int]:
-        """The new order of a window of ``m`` positions (previous order on failure).
+    ) -> tuple[list[int], int | None]:
+        """The new order of a window of ``m`` positions (previous order on failure) and
+        how many of them the answer listed (``None``: no usable answer, no judgment).
 
         A non-transient error is raised; a transient failure keeps the previous order,
         counts in ``usage.fallbacks`` and adds its reason to ``failures``.
         """
-        identity = list(range(m))
+        identity = list(range(m)), None
         notes = failures if failures is not None else []
         if isinstance(outcome, LLMError):
             raise_if_permanent(outcome)
@@ -239,7 +252,7 @@ class ListwiseRanker(PlanRanker):
             return identity
         if repaired:
             usage.parse_repairs += 1
-        return WindowParse(listed=tuple(listed)).full_order(m)
+        return WindowParse(listed=tuple(listed)).full_order(m), len(listed)
 
     def _plan(
         self, query: str, cands: list[Candidate], usage: Usage
@@ -248,17 +261,22 @@ class ListwiseRanker(PlanRanker):
         texts = [c.text for c in cands]
         order = list(range(n))  # order[r] = input index at rank r
         spans = self.spans(n)
+        verdict: dict[int, bool] = {}  # input index -> listed by the last window that judged it
         failures: list[str] = []
         for _ in range(self.passes):
             for start, end in spans:
                 window = order[start:end]
                 request = self.prompt.build(query, [texts[i] for i in window])
                 (outcome,) = yield [request]
-                new = self._read(outcome, len(window), usage, failures)
+                new, n_listed = self._read(outcome, len(window), usage, failures)
                 order[start:end] = [window[j] for j in new]
+                if n_listed is not None:
+                    verdict.update((window[j], r < n_listed) for r, j in enumerate(new))
         warn_degraded(
             log, "ListwiseRanker", failures, len(spans) * self.passes, "windows",
             "their previous order",
         )
         scores = [1.0 - r / n for r in range(n)]
-        return order, scores
+        if not self.judges_relevance:
+            return order, scores, positional(n)
+        return order, scores, judged(order, {i for i, listed in verdict.items() if listed})

@@ -17,6 +17,7 @@ from typing import Any
 from .._errors import LLMError, ParseError, RankingFailedError
 from .._plan import Outcome, Plan
 from .._ranker import PlanRanker, Result, raise_if_permanent, warn_degraded
+from .._relevance import from_log_odds
 from .._text import truncate_tokens
 from .._types import Candidate, Ranking, Usage, check_int
 from ..llm._base import Completion, LLMRequest
@@ -104,6 +105,9 @@ class LLMPointwiseRanker(PlanRanker):
     * a non-transient error (:class:`~rerank_rag.LLMConfigurationError`: wrong key,
       wrong URL, unknown model) is raised, never fallen back from.
 
+    **Relevance** (``Ranking.relevance``): P(yes) = ``sigmoid(score)`` (0.73 / 0.27
+    for a text Yes / No, 0.5 for an unreadable answer), 0 for a failed call.
+
     Log-odds and the ±1 text scores are on different scales: mixing them only happens
     when a backend returns log-probabilities for some calls and not others.
 
@@ -121,6 +125,9 @@ class LLMPointwiseRanker(PlanRanker):
         max_query_tokens: the query is cut to this many tokens in the prompt (``None``:
             no truncation; default 256).
     """
+
+    #: ``Ranking.relevance`` is P(yes): a judgment, so a 0.5 threshold means something.
+    judges_relevance = True
 
     def __init__(
         self,
@@ -214,5 +221,5 @@ class LLMPointwiseRanker(PlanRanker):
         low = (min(ok) - 1.0) if ok else 0.0
         scores = [low if s is None else s for s in raw]
         order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
-        return order, [scores[i] for i in order]
+        return order, [scores[i] for i in order], from_log_odds([raw[i] for i in order])
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from .._protocols import Scorer
 from .._ranker import BaseRanker, Result
+from .._relevance import scorer_judges_relevance, scorer_relevance
 from .._types import Candidate, Ranking, Usage
 
 __all__ = ["PointwiseRanker", "LazyScorer", "check_scores"]
@@ -115,6 +116,12 @@ class PointwiseRanker(BaseRanker):
     the cross-encoder's (sigmoid) output for :class:`CrossEncoderScorer`). NaN scores
     sort last. Unlike LLM rankers, a single candidate is scored too (no 1.0 shortcut).
 
+    **Relevance** (``Ranking.relevance``, see :mod:`rerank_rag._relevance`): a fixed
+    logistic map of the cosine for :class:`MiniLMScorer` / :class:`BiEncoderScorer`
+    (0.5 at the calibrated ``COSINE_MIDPOINT``), the probability for
+    :class:`CrossEncoderScorer`, the scorer's own ``relevance(scores)`` when it has one,
+    and positional (a rank cut) otherwise, e.g. for :class:`BM25Scorer`.
+
     A scorer whose scores depend on the whole candidate set (``BM25Scorer``: its IDF
     statistics come from the candidates) declares ``batchable = False`` and always
     gets all candidates in one call.
@@ -143,6 +150,12 @@ class PointwiseRanker(BaseRanker):
     def __repr__(self) -> str:
         return f"PointwiseRanker({self.scorer!r}, batch_size={self.batch_size})"
 
+    @property
+    def judges_relevance(self) -> bool:
+        """True when the scorer's relevance is calibrated (MiniLM, bi-/cross-encoder, a
+        scorer with its own ``relevance``); False when it is positional (BM25, ...)."""
+        return scorer_judges_relevance(self.scorer)
+
     def warm_up(self) -> None:
         """Load the scorer's model now (forwards to ``scorer.warm_up()`` when present)."""
         fn = getattr(self.scorer, "warm_up", None)
@@ -163,7 +176,8 @@ class PointwiseRanker(BaseRanker):
 
     def _finish(self, scores: list[float]) -> Result:
         order = _sort(scores)
-        return order, [scores[i] for i in order]
+        ordered = [scores[i] for i in order]
+        return order, ordered, scorer_relevance(self.scorer, ordered)
 
     def _rank_sync(self, query: str, cands: list[Candidate], usage: Usage) -> Result:
         texts = [c.text for c in cands]
