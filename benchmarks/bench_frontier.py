@@ -111,7 +111,7 @@ def _minilm(llm: Any, seed: int) -> Any:
 
 METHODS: list[Method] = [
     Method("BM25 first stage (no reranking)", "first stage", None, kind="first-stage"),
-    Method("MiniLM int8 bi-encoder (local model, measured)", "pointwise", _minilm, kind="local"),
+    Method("MiniLM int8 bi-encoder (local model)", "pointwise", _minilm, kind="local"),
     Method("LLM pointwise yes/no (first-token logprobs)", "pointwise", _make("LLMPointwiseRanker")),
     Method("Listwise single pass (100 in one call)", "listwise", _lw(mode="single")),
     Method("Listwise sliding window 20/10 (RankGPT)", "listwise", _lw()),
@@ -369,7 +369,14 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"model ({meta['latency']}) with at most {meta['slots']} calls in flight (the client's "
         "default), plus the ranker's own CPU time; *depth* = sequential rounds of calls. "
         "**T** marks the frontier for a latency budget (no method is both faster and better), "
-        "**K** the frontier for a token budget.",
+        "**K** the frontier for a token budget. MiniLM's s/query is its measured time on this "
+        "shared machine.",
+        "",
+        "How methods compare depends on the simulator's judgement model: here each call's noise "
+        "hardly depends on how many passages it shows, so methods that look at every passage "
+        "many times (PRP all-pairs, TourRank with more tournaments, JointRank's four "
+        "replicas) gain, and sorts that decide a position from one or two comparisons (PRP "
+        "and setwise heapsort and bubblesort) lose. Check with your model before choosing.",
         "",
         "| method | nDCG@10 | MRR@10 | LLM calls | depth | prompt tokens | completion tokens | s/query | frontier |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -397,7 +404,20 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
             cost = f"0 | 0 | 0 | 0 | {wall:.2f}" if wall else "0 | 0 | 0 | 0 | 0"
             label = f"{r['method']} *(measured)*"
         lines.append(f"| {label} | {nd:.4f}{spread} | {mrr:.4f} | {cost} | {marks} |")
+    def walk(key: Callable[[dict[str, Any]], float], unit: Callable[[float], str]) -> str:
+        pts = [(key(r), summary(r, "ndcg@10")[0], r["method"]) for r in llm_rows]
+        return " → ".join(f"{label} ({y:.3f} at {unit(x)})" for x, y, label in _pareto(pts))
+
     lines += [
+        "",
+        "Which to pick (cheapest first, each step buys quality; simulated):",
+        "",
+        "* **latency budget**: " + walk(lambda r: summary(r, "wall_s")[0], lambda x: f"{x:.2f} s"),
+        "* **token budget**: "
+        + walk(
+            lambda r: summary(r, "prompt_tokens")[0] + summary(r, "completion_tokens")[0],
+            lambda x: f"{x / 1000:,.0f}k tokens",
+        ),
         "",
         "![nDCG@10 against wall time and against tokens per query (simulated LLM)](img/frontier_dl19.png)",
         "",
