@@ -93,11 +93,12 @@ def cpu_bench(
     r: int,
     repeats: int,
     noise: float = 0.0,
-    aggregator: Any = "pagerank",
+    aggregator: Any = None,
     prepared: tuple[list[str], list[list[int]], list[Completion]] | None = None,
 ) -> dict[str, float]:
     passages, blocks, answers = prepared or make_answers(n, k, r, noise)
-    ranker = JointRanker(FakeLLM(), block_size=k, replicas=r, aggregator=aggregator)
+    chosen = {} if aggregator is None else {"aggregator": aggregator}  # None: the default
+    ranker = JointRanker(FakeLLM(), block_size=k, replicas=r, **chosen)
     from rerank_rag._types import as_candidates
 
     cands = as_candidates(passages)
@@ -112,7 +113,7 @@ def cpu_bench(
         try:
             plan.send(answers)
         except StopIteration as stop:
-            order, _ = stop.value
+            order = stop.value[0]
         total = time.process_time() - t0
         assert len(order) == n
         # the parts
