@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("rerank_rag.jointrank._simulate", "JointRank designs/aggregators with a simulated block ranker"),
     "local": ("rerank_rag.local._cli", "start / check the local llama.cpp model server"),
     "serve": ("rerank_rag.serve._cli", "rerank HTTP service (Jina/Cohere/TEI APIs) and MCP tools"),
+    "batch": ("rerank_rag.batch._cli", "rerank a whole query set into a TREC run (resumable; local or Ray)"),
 }
 
 

@@ -4,19 +4,17 @@
 any retriever (a callable, a LangChain or LlamaIndex retriever, an object with
 ``search``) into a uniform ``retrieve(query, k)`` / ``aretrieve(query, k)``.
 
-:class:`BM25Retriever` is a pure-Python BM25 (Lucene variant) over a corpus held in
-memory: an inverted index, no dependency. It is meant for demos, tests and evaluation
-corpora up to some tens of thousands of passages (indexing 5,183 SciFact abstracts
-takes a few seconds; see ``benchmarks/bench_musique.py``).
+:class:`BM25Retriever` is a BM25 (Lucene variant) over a corpus held in memory. With
+the ``bm25`` extra (``bm25s`` + PyStemmer) it indexes into a sparse score matrix;
+without it, a pure-Python inverted index gives the same results, more slowly
+(``benchmarks/bench_bm25.py`` prints both).
 """
 
 from __future__ import annotations
 
 import functools
-import heapq
-import math
+import functools
 import re
-from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Sequence
 
 from ._retrieval import Retriever, as_retriever
@@ -28,6 +26,7 @@ __all__ = [
     "as_retriever",
     "ENGLISH_STOPWORDS",
     "porter_stem",
+    "fast_porter_stemmer",
     "analyze",
 ]
 
@@ -127,11 +126,14 @@ def _replace_longest(w: str, rules: Sequence[tuple[str, str]], min_m: int) -> st
 def porter_stem(word: str) -> str:
     """Stem one lower-case word with the original Porter (1980) algorithm.
 
-    Words of one or two letters, and words containing non-ASCII-letter characters
-    (numbers, accented letters), are returned unchanged.
+    As in Lucene's ``PorterStemFilter``: words of one or two characters are returned
+    unchanged; in longer ones every character other than a vowel (digits and
+    accented letters included) counts as a consonant, so ``"1990s"`` stems to
+    ``"1990"``. Gives the same stems as Snowball's ``porter`` algorithm (PyStemmer)
+    on every word of SciFact (tests/test_retrievers.py).
     """
     w = word
-    if len(w) <= 2 or not w.isascii() or not w.isalpha():
+    if len(w) <= 2:
         return w
     # Step 1a
     if w.endswith("sses"):
@@ -183,6 +185,23 @@ def porter_stem(word: str) -> str:
     return w
 
 
+def fast_porter_stemmer() -> Callable[[str], str]:
+    """The Porter stemmer to use: PyStemmer's C implementation when it is installed
+    (extra ``bm25``), otherwise :func:`porter_stem`. Both give the same stems."""
+    import importlib.util
+
+    if importlib.util.find_spec("Stemmer") is None:
+        return porter_stem
+    import Stemmer
+
+    stem_word = Stemmer.Stemmer("porter").stemWord
+
+    def stem(word: str) -> str:
+        return word if len(word) <= 2 else stem_word(word)
+
+    return stem
+
+
 def light_stem(word: str) -> str:
     """A light English suffix stripper (plural ``-s``/``-es``/``-ies``, ``-ing``, ``-ed``).
 
@@ -229,6 +248,9 @@ def analyze(
     return out
 
 
+_NOT_DROPPED = (-1).__ne__
+
+
 class _Analyzer:
     """:func:`analyze` with a per-token memo (one dict lookup per token once warm)."""
 
@@ -238,6 +260,8 @@ class _Analyzer:
         self.stopwords = stopwords
         self.stemmer = stemmer
         self._memo: dict[str, str] = {}
+        self._id_memo: dict[str, int] = {}
+        self._id_vocab: dict[str, int] | None = None
 
     def _one(self, tok: str) -> str:
         if tok.endswith(("'s", "\u2019s")):
@@ -247,6 +271,24 @@ class _Analyzer:
         if self.stemmer is not None:
             tok = self.stemmer(tok)
         return tok
+
+    def term_ids(self, text: str, vocab: dict[str, int]) -> list[int]:
+        """The terms of ``text`` as ids in ``vocab`` (new terms are added to it)."""
+        if self._id_vocab is not vocab:  # ids are only valid for one vocabulary
+            self._id_memo, self._id_vocab = {}, vocab
+        memo = self._id_memo
+        toks = _TOKEN_RE.findall(text.lower())
+        ids = list(map(memo.get, toks))  # C-level lookups; None marks a new token
+        if None in ids:
+            for j, i in enumerate(ids):
+                if i is None:
+                    tok = toks[j]
+                    i = memo.get(tok)
+                    if i is None:
+                        term = self._one(tok)
+                        i = memo[tok] = vocab.setdefault(term, len(vocab)) if term else -1
+                    ids[j] = i
+        return list(filter(_NOT_DROPPED, ids))  # -1: a stopword or an emptied token
 
     def __call__(self, text: str) -> list[str]:
         memo = self._memo
@@ -267,13 +309,19 @@ class _Analyzer:
 
 
 class BM25Retriever:
-    """In-memory BM25 over a fixed corpus (pure Python inverted index).
+    """In-memory BM25 over a fixed corpus.
 
     Scoring is Lucene's BM25: for each query term *t* (repeated terms count again),
     ``idf(t) * tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl))`` with
     ``idf(t) = ln(1 + (N - df + 0.5) / (df + 0.5))``. The score is therefore a
     non-negative, unbounded number, comparable only between passages for the same
     query. Passages that share no term with the query are not returned.
+
+    Two engines compute it (same passages, same order, scores equal to rounding):
+    ``bm25s`` (a sparse score matrix; extra ``bm25``: ``pip install
+    'rerank-rag[bm25]'``) and a pure-Python inverted index that needs nothing. On
+    SciFact (5,183 abstracts) both give nDCG@10 0.677 (Lucene: 0.676-0.679);
+    ``benchmarks/bench_bm25.py`` prints their index and search times.
 
     Args:
         corpus: the passages (``Candidate``, strings, or mappings with ``"text"``).
@@ -283,8 +331,12 @@ class BM25Retriever:
             (then ``stopwords`` and ``stemmer`` are ignored).
         stopwords: ``True`` (Lucene's 33-word English list, the default), ``False`` /
             ``None`` for none, or your own collection of lower-case words.
-        stemmer: ``"porter"`` (default), ``"light"`` (plural/-ing/-ed stripping),
-            ``None`` for none, or a function ``word -> stem``.
+        stemmer: ``"porter"`` (default: PyStemmer's C Porter when installed, else
+            :func:`porter_stem`; the two agree), ``"light"`` (plural/-ing/-ed
+            stripping), ``None`` for none, or a function ``word -> stem``.
+        backend: ``"auto"`` (default: ``bm25s`` when installed, otherwise pure
+            Python), ``"bm25s"`` (raises :class:`~rerank_rag.MissingDependencyError`
+            naming the extra when missing) or ``"python"``.
 
     Calling the retriever returns new :class:`~rerank_rag.Candidate` objects: the corpus
     entry's text, id and metadata, with ``score`` set to the BM25 score and
@@ -300,34 +352,35 @@ class BM25Retriever:
         tokenizer: Callable[[str], list[str]] | None = None,
         stopwords: bool | Collection[str] | None = True,
         stemmer: str | Callable[[str], str] | None = "porter",
+        backend: str = "auto",
     ) -> None:
         if k1 < 0:
             raise ValueError(f"k1 must be >= 0, got {k1}")
         if not 0.0 <= b <= 1.0:
             raise ValueError(f"b must be in [0, 1], got {b}")
+        if backend not in ("auto", "bm25s", "python"):
+            raise ValueError(f"backend must be 'auto', 'bm25s' or 'python', got {backend!r}")
+        from ._bm25_engines import PostingsEngine, SparseEngine, sparse_available
+
         self.k1 = float(k1)
         self.b = float(b)
         self._docs: list[Candidate] = as_candidates(list(corpus))
         self._tokenize = self._make_tokenizer(tokenizer, stopwords, stemmer)
+        vocab: dict[str, int] = {}
+        tok = self._tokenize
+        if isinstance(tok, _Analyzer):
+            ids = [tok.term_ids(doc.text, vocab) for doc in self._docs]
+        else:
+            ids = [[vocab.setdefault(t, len(vocab)) for t in tok(doc.text)] for doc in self._docs]
+        self._vocab = vocab
+        engine = SparseEngine if backend == "bm25s" or (backend == "auto" and sparse_available()) else PostingsEngine
+        self._engine: PostingsEngine | SparseEngine = engine(ids, len(vocab), self.k1, self.b)
+        self.avgdl = self._engine.avgdl
 
-        postings: dict[str, list[tuple[int, int]]] = {}
-        lengths: list[int] = []
-        for i, doc in enumerate(self._docs):
-            terms = self._tokenize(doc.text)
-            lengths.append(len(terms))
-            for term, tf in Counter(terms).items():
-                postings.setdefault(term, []).append((i, tf))
-        n = len(self._docs)
-        avgdl = (sum(lengths) / n) if n else 0.0
-        self.avgdl = avgdl
-        self._postings = postings
-        self._idf = {
-            t: math.log(1.0 + (n - len(p) + 0.5) / (len(p) + 0.5)) for t, p in postings.items()
-        }
-        # per-document length normaliser k1 * (1 - b + b * dl / avgdl)
-        self._norm = [
-            self.k1 * (1.0 - self.b + self.b * (dl / avgdl if avgdl else 0.0)) for dl in lengths
-        ]
+    @property
+    def backend(self) -> str:
+        """The engine in use: ``"bm25s"`` or ``"python"``."""
+        return self._engine.name
 
     @staticmethod
     def _make_tokenizer(
@@ -346,7 +399,7 @@ class BM25Retriever:
         else:
             stops = frozenset(stopwords)
         if stemmer == "porter":
-            stem: Callable[[str], str] | None = porter_stem
+            stem: Callable[[str], str] | None = fast_porter_stemmer()
         elif stemmer == "light":
             stem = light_stem
         elif stemmer is None or callable(stemmer):
@@ -359,7 +412,7 @@ class BM25Retriever:
         return len(self._docs)
 
     def __repr__(self) -> str:
-        return f"BM25Retriever(n={len(self._docs)}, k1={self.k1}, b={self.b})"
+        return f"BM25Retriever(n={len(self._docs)}, k1={self.k1}, b={self.b}, backend={self.backend!r})"
 
     @property
     def corpus(self) -> list[Candidate]:
@@ -368,10 +421,11 @@ class BM25Retriever:
 
     def get_scores(self, query: str) -> list[float]:
         """BM25 score of every corpus passage for ``query`` (0.0 where no term matches)."""
-        scores = [0.0] * len(self._docs)
-        for i, s in self._accumulate(self._check_query(query)).items():
-            scores[i] = s
-        return scores
+        return self._engine.scores(self._query_ids(self._check_query(query)))
+
+    def _query_ids(self, query: str) -> list[int]:
+        vocab = self._vocab
+        return [vocab[t] for t in self._tokenize(query) if t in vocab]
 
     @staticmethod
     def _check_query(query: object) -> str:
@@ -381,19 +435,6 @@ class BM25Retriever:
             raise ValueError("query must be a non-empty string")
         return query
 
-    def _accumulate(self, query: str) -> dict[int, float]:
-        acc: dict[int, float] = {}
-        k1p1 = self.k1 + 1.0
-        norm = self._norm
-        for term, qtf in Counter(self._tokenize(query)).items():
-            plist = self._postings.get(term)
-            if not plist:
-                continue
-            w = self._idf[term] * qtf
-            for i, tf in plist:
-                acc[i] = acc.get(i, 0.0) + w * tf * k1p1 / (tf + norm[i])
-        return acc
-
     def search(self, query: str, k: int = 10) -> list[Candidate]:
         """The ``k`` best passages for ``query``, best first (ties: corpus order)."""
         query = self._check_query(query)
@@ -401,10 +442,8 @@ class BM25Retriever:
             raise TypeError(f"k must be an int, got {type(k).__name__}")
         if k <= 0:
             raise ValueError(f"k must be positive, got {k}")
-        acc = self._accumulate(query)
-        best = heapq.nsmallest(k, acc.items(), key=lambda kv: (-kv[1], kv[0]))
         out: list[Candidate] = []
-        for i, s in best:
+        for i, s in self._engine.top(self._query_ids(query), k):
             doc = self._docs[i]
             meta = dict(doc.metadata)
             meta["corpus_index"] = i

@@ -8,9 +8,7 @@ from collections import Counter
 
 import pytest
 
-pytest.importorskip("rank_bm25", reason="needs the bm25 extra (rank-bm25)")
-
-from rerank_rag.pointwise import BM25Scorer, PointwiseRanker, default_tokenize  # noqa: E402
+from rerank_rag.pointwise import BM25Scorer, PointwiseRanker, default_tokenize
 
 QUERY = "When did Alexander Graham Bell invent the telephone?"
 PASSAGES = [
@@ -60,6 +58,38 @@ def test_matches_the_textbook_formula() -> None:
             default_tokenize(query), [default_tokenize(d) for d in docs], k1, b
         )
         assert got == pytest.approx(want, rel=1e-9, abs=1e-12)
+
+
+def _reference_okapi(query: list[str], docs: list[list[str]], k1: float, b: float) -> list[float]:
+    """rank-bm25's BM25Okapi, written out: Okapi IDF, negatives floored at 0.25 x mean."""
+    n = len(docs)
+    avgdl = sum(len(d) for d in docs) / n
+    df = Counter(t for d in docs for t in set(d))
+    raw = {t: math.log(n - f + 0.5) - math.log(f + 0.5) for t, f in df.items()}
+    floor = 0.25 * sum(raw.values()) / len(raw)
+    idf = {t: (floor if v < 0 else v) for t, v in raw.items()}
+    out = []
+    for d in docs:
+        tf = Counter(d)
+        out.append(sum(idf.get(t, 0.0) * tf[t] * (k1 + 1) / (tf[t] + k1 * (1 - b + b * len(d) / avgdl))
+                       for t in query if tf[t]))  # fmt: skip
+    return out
+
+
+def test_okapi_idf_matches_rank_bm25s_formula_with_its_floor() -> None:
+    docs = [
+        "cat cat dog",           # "cat" is in 3 of 4 passages: negative Okapi IDF, floored
+        "cat bird",
+        "cat fish fish fish",
+        "horse",
+    ]
+    query = "cat fish horse cat"
+    toks = [default_tokenize(d) for d in docs]
+    for k1, b in [(1.5, 0.75), (0.9, 0.4), (1.2, 1.0)]:
+        got = BM25Scorer(k1=k1, b=b, idf="okapi").score(query, docs)
+        want = _reference_okapi(default_tokenize(query), toks, k1, b)
+        assert got == pytest.approx(want, rel=1e-12, abs=1e-12)
+    assert got[0] > 0  # the floored IDF is positive: "cat" still counts
 
 
 def test_two_candidates_still_discriminate_with_lucene_idf() -> None:
@@ -119,3 +149,19 @@ def test_async_equals_sync() -> None:
     got = asyncio.run(ranker.arank(QUERY, PASSAGES))
     want = ranker.rank(QUERY, PASSAGES)
     assert (got.order, got.scores) == (want.order, want.scores)
+
+
+def test_needs_no_optional_dependency() -> None:
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "for m in ('rank_bm25', 'numpy', 'bm25s'):\n"
+        "    sys.modules[m] = None  # as if not installed\n"
+        "from rerank_rag.pointwise import BM25Scorer\n"
+        "print(BM25Scorer().score('cat', ['a cat', 'a dog'])[1])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "0.0"

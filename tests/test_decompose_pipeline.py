@@ -369,7 +369,6 @@ def test_ranker_returning_repeats_is_caught():
 
 def test_with_the_real_pointwise_ranker_when_available():
     pointwise = pytest.importorskip("rerank_rag.pointwise")
-    pytest.importorskip("rank_bm25")
     ranker = pointwise.PointwiseRanker(pointwise.BM25Scorer())
     res = make(ranker=ranker, k=3, top_n=5).run(QUESTION)
     check_result(res)

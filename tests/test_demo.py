@@ -104,7 +104,7 @@ def test_missing_extras_print_the_pip_command():
         "for m in ('onnxruntime', 'llama_cpp', 'uvicorn'):\n"
         "    sys.modules[m] = None  # behave as if not installed\n"
         "from rerank_rag.demo import main\n"
-        "sys.exit(main(['--queries', '2']))\n"
+        "sys.exit(main(['--queries', '2', '--no-discover']))\n"
     )
     env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -139,7 +139,7 @@ def test_bad_option_is_refused(capsys):
 def test_demo_with_the_local_smollm2_server():
     env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.run(
-        [sys.executable, "-m", "rerank_rag", "demo", "--queries", "2", "--llm-queries", "1",
+        [sys.executable, "-m", "rerank_rag", "demo", "--no-discover", "--queries", "2", "--llm-queries", "1",
          "--k", "4", "--window", "4", "--step", "2", "--block-size", "4", "--replicas", "1"],
         capture_output=True, text=True, timeout=600, cwd=REPO, env=env,
     )  # fmt: skip
@@ -160,3 +160,51 @@ def test_demo_with_the_local_smollm2_server():
     except (ProcessLookupError, FileNotFoundError):
         alive = False
     assert not alive, "the demo left its llama.cpp server running"
+
+
+def _ranking_handler(body):
+    text = " ".join(m["content"] for m in body["messages"])
+    n = max(int(x) for x in re.findall(r"\[(\d+)\]", text))
+    return " > ".join(f"[{i}]" for i in range(n, 0, -1))
+
+
+def test_find_running_server_on_127_0_0_1():
+    from rerank_rag.local import find_running_server
+    from rerank_rag.local._server import free_port
+    from rerank_rag.testing import ChatServer
+
+    closed = free_port()
+    assert find_running_server([(closed, "nothing")]) is None
+    with ChatServer(_ranking_handler, model="served-model") as srv:
+        port = int(srv.base_url.rsplit(":", 1)[1].split("/")[0])
+        found = find_running_server([(closed, "nothing"), (port, "test server")])
+    assert found is not None
+    assert (found.base_url, found.model, found.kind) == (f"http://127.0.0.1:{port}/v1", "served-model", "test server")
+
+
+def test_demo_uses_a_running_server_first_unless_told_not_to(monkeypatch, capsys):
+    import rerank_rag.local._discover as discover
+    from rerank_rag.testing import ChatServer
+
+    with ChatServer(_ranking_handler, model="found-model") as srv:
+        port = int(srv.base_url.rsplit(":", 1)[1].split("/")[0])
+        monkeypatch.setattr(discover, "KNOWN_PORTS", ((port, "test server"),))
+        assert main(["--queries", "2", "--llm-only"]) == 0
+        n_requests = len(srv.requests)
+        out = capsys.readouterr().out
+        # told not to look: the bundled model is tried instead, the found server is not used
+        assert main(["--queries", "1", "--llm-only", "--no-discover", "--local-model", "/nonexistent.gguf"]) == 0
+        assert len(srv.requests) == n_requests
+    assert n_requests > 0
+    assert f"Found a running test server at http://127.0.0.1:{port}/v1 serving 'found-model'" in out
+    rows = _rows(out)
+    assert not any(name.startswith(("MiniLM", "JointRank, MiniLM")) for name in rows)  # --llm-only
+    assert rows["BM25 first stage (no rerank)"][0] == 2
+    assert next(v for k, v in rows.items() if k.startswith("Listwise LLM"))[0] == 2
+    assert "SmolLM2" not in out
+
+
+def test_llm_rows_can_be_announced_as_pending(capsys):
+    assert main(["--queries", "1", "--llm-pending", "llama.cpp is being built"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("skipped: pending: llama.cpp is being built") == 2

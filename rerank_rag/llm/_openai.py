@@ -318,7 +318,13 @@ class OpenAICompatibleLLM:
 
     # -- requests ------------------------------------------------------------------
     def _request(self, messages: tuple[Message, ...], params: Mapping[str, Any]) -> dict[str, Any]:
-        """SDK keyword arguments for one call."""
+        """The JSON body of one call (plus ``timeout``, popped before sending).
+
+        The body is posted as is with the SDK's low-level ``post`` (its documented way to
+        call an endpoint directly): ``chat.completions.create`` first re-validates every
+        message against the SDK's types, about 5 ms of CPU for a 44-message RankGPT
+        request, which caps a batch run on one core at ~200 requests/s. Extra parameters
+        go into the body, as ``extra_body`` would put them."""
         p = {**self.default_params, **params}
         kw: dict[str, Any] = {
             "model": self.model,
@@ -343,8 +349,8 @@ class OpenAICompatibleLLM:
         if p.get("timeout") is not None:
             kw["timeout"] = float(p["timeout"])
         extra = {k2: v for k2, v in p.items() if k2 not in _OWN_PARAMS}
-        if extra:
-            kw["extra_body"] = extra
+        for k2, v in extra.items():
+            kw.setdefault(k2, v)
         return kw
 
     def _redact(self, text: str) -> tuple[str, bool]:
@@ -449,10 +455,22 @@ class OpenAICompatibleLLM:
             type(err).__name__,
         )
 
+    @staticmethod
+    def _post_args(kw: dict[str, Any]) -> dict[str, Any]:
+        body = dict(kw)
+        timeout = body.pop("timeout", None)
+        import httpx  # a dependency of openai, loaded with it
+
+        return {
+            "cast_to": httpx.Response,
+            "body": body,
+            "options": {"timeout": timeout} if timeout is not None else {},
+        }
+
     def _attempt_sync(self, kw: dict[str, Any]) -> Completion:
         client = self._sync_client()
         try:
-            raw = client.chat.completions.with_raw_response.create(**kw)
+            raw = client.post("/chat/completions", **self._post_args(kw))
             body = raw.text
         except self._openai.OpenAIError as exc:
             err = self._map_error(exc)
@@ -462,7 +480,7 @@ class OpenAICompatibleLLM:
     async def _attempt_async(self, kw: dict[str, Any]) -> Completion:
         client = self._async_client()
         try:
-            raw = await client.chat.completions.with_raw_response.create(**kw)
+            raw = await client.post("/chat/completions", **self._post_args(kw))
             body = raw.text
         except self._openai.OpenAIError as exc:
             err = self._map_error(exc)

@@ -2,6 +2,8 @@
 
 * :class:`LocalLLMServer`: start / health-check / stop ``llama_cpp.server`` on a free
   127.0.0.1 port (own process group, no orphan), with ``.llm`` ready for any ranker.
+* :func:`find_running_server`: an Ollama or llama.cpp server already running on
+  127.0.0.1 (the demo uses it before starting its own).
 * :func:`resolve_model`: the GGUF for ``"smollm2"`` (default, tiny, cannot rank),
   ``"qwen2.5-1.5b"`` (opt-in, sha256-pinned) or a path of your own.
 
@@ -12,6 +14,7 @@ nor the model: both live in the server process.
 
 from __future__ import annotations
 
+from ._discover import KNOWN_PORTS, RunningServer, find_running_server
 from ._models import MODELS, ModelChecksumError, ModelSpec, cache_dir, resolve_model, sha256_file
 from ._server import (
     LocalLLMServer,
@@ -22,6 +25,9 @@ from ._server import (
 )
 
 __all__ = [
+    "KNOWN_PORTS",
+    "RunningServer",
+    "find_running_server",
     "LocalLLMServer",
     "LocalServerError",
     "MODELS",

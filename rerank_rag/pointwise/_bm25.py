@@ -1,22 +1,25 @@
 """``BM25Scorer``: lexical BM25 computed over the candidate set itself.
 
-Needs the ``bm25`` extra (``rank-bm25``). The IDF statistics come from the candidates
-being ranked, not from the full corpus, so they are tiny and noisy: with 2 candidates a
-term found in one of them is as "rare" as it can get. That is why the default IDF is the
-Lucene form ``log(1 + (N - n + 0.5) / (n + 0.5))``, which stays positive (the classic
-Okapi form ``log((N - n + 0.5) / (n + 0.5))`` is 0 for a term in 1 of 2 passages and
-negative for terms in more than half the passages). Use it as a cheap, model-free
-baseline or tie-breaker, not as a strong reranker.
+No dependency: it uses rerank-rag's pure-Python BM25 engine (the one behind
+:class:`~rerank_rag.retrievers.BM25Retriever` when ``bm25s`` is absent). Until 0.1 it
+used ``rank-bm25``; on 100-passage candidate lists that library was no faster
+(``benchmarks/bench_bm25.py``), so it was dropped, with identical scores. The IDF
+statistics come from the candidates being ranked, not from the full corpus, so they
+are tiny and noisy: with 2 candidates a term found in one of them is as "rare" as it
+can get. That is why the default IDF is the Lucene form
+``log(1 + (N - n + 0.5) / (n + 0.5))``, which stays positive (the classic Okapi form
+``log((N - n + 0.5) / (n + 0.5))`` is 0 for a term in 1 of 2 passages and negative
+for terms in more than half the passages). Use it as a cheap, model-free baseline or
+tie-breaker, not as a strong reranker.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Iterable
-from typing import Any, Literal
+from typing import Literal
 
-from .._errors import require
+from .._bm25_engines import PostingsEngine
 from ._ranker import LazyScorer
 
 __all__ = ["BM25Scorer", "default_tokenize", "STOPWORDS"]
@@ -56,8 +59,9 @@ class BM25Scorer(LazyScorer):
         b: length normalisation in [0, 1].
         tokenizer: ``text -> list[str]``; default :func:`default_tokenize`
             (lowercase, ``\\w+`` words, small English stopword list).
-        idf: ``"lucene"`` (default, always positive) or ``"okapi"`` (rank-bm25's
-            ``BM25Okapi`` IDF with its epsilon floor for negative values).
+        idf: ``"lucene"`` (default, always positive) or ``"okapi"`` (the IDF of
+            rank-bm25's ``BM25Okapi``, with its floor of 0.25 x the mean IDF for
+            negative values).
     """
 
     #: Scores depend on the whole passage list: never split it into batches.
@@ -84,28 +88,12 @@ class BM25Scorer(LazyScorer):
         self.b = float(b)
         self.tokenizer = tokenizer or default_tokenize
         self.idf = idf
-        self._np: Any = None
-        self._okapi: Any = None
-        self._lucene: Any = None
 
     def __repr__(self) -> str:
         return f"BM25Scorer(k1={self.k1}, b={self.b}, idf={self.idf!r})"
 
     def _load(self) -> None:
-        rank_bm25 = require("rank_bm25", "bm25", feature="BM25Scorer")
-        self._np = require("numpy", "bm25", feature="BM25Scorer")  # a rank-bm25 dependency
-        self._okapi = rank_bm25.BM25Okapi
-
-        class _LuceneBM25(rank_bm25.BM25Okapi):  # type: ignore[misc, name-defined]
-            """BM25Okapi with Lucene's always-positive IDF."""
-
-            def _calc_idf(self, nd: dict[str, int]) -> None:
-                self.idf = {
-                    w: math.log(1.0 + (self.corpus_size - n + 0.5) / (n + 0.5))
-                    for w, n in nd.items()
-                }
-
-        self._lucene = _LuceneBM25
+        pass  # nothing to load: pure Python
 
     def _tokens(self, text: str) -> list[str]:
         toks = self.tokenizer(text)
@@ -114,13 +102,11 @@ class BM25Scorer(LazyScorer):
         return [str(t) for t in toks]
 
     def _score(self, query: str, passages: list[str]) -> list[float]:
-        q = self._tokens(query)
-        docs = [self._tokens(p) for p in passages]
-        if not q or not any(docs):
+        query_terms = self._tokens(query)
+        vocab: dict[str, int] = {}
+        ids = [[vocab.setdefault(t, len(vocab)) for t in self._tokens(p)] for p in passages]
+        q = [vocab[t] for t in query_terms if t in vocab]
+        if not q:
             return [0.0] * len(passages)
-        cls = self._lucene if self.idf == "lucene" else self._okapi
-        bm25 = cls(docs, k1=self.k1, b=self.b)
-        # rank-bm25 divides 0 by 0 for an empty passage when b == 1: its score is 0.
-        with self._np.errstate(invalid="ignore", divide="ignore"):
-            raw = bm25.get_scores(q)
-        return [0.0 if math.isnan(s) else float(s) for s in raw]
+        engine = PostingsEngine(ids, len(vocab), self.k1, self.b, idf=self.idf)
+        return engine.scores(q)

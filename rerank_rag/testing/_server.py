@@ -409,6 +409,9 @@ class ChatServer:
         port: TCP port; ``0`` (default) picks a free one.
         max_concurrency: if set, at most this many handler calls (plus their
             ``delay``) run at once; further requests queue, like a busy server.
+        record_requests: keep every request in :attr:`log` (default). Set it to
+            ``False`` (also as an attribute) for long load tests: the log would hold
+            every request body.
 
     Attributes:
         base_url: ``"http://127.0.0.1:PORT/v1"`` (valid once started).
@@ -429,6 +432,7 @@ class ChatServer:
         model: str = "test-model",
         port: int = 0,
         max_concurrency: int | None = None,
+        record_requests: bool = True,
     ) -> None:
         if max_concurrency is not None and max_concurrency < 1:
             raise ValueError("max_concurrency must be >= 1 or None")
@@ -436,6 +440,7 @@ class ChatServer:
         self.model = model
         self.port = port
         self.max_concurrency = max_concurrency
+        self.record_requests = record_requests
         self.log: list[RecordedRequest] = []
         self.errors: list[BaseException] = []
         self._state = _State()
@@ -546,6 +551,8 @@ class ChatServer:
 
     # -- internals (called from request threads) -----------------------------------
     def _record(self, req: RecordedRequest) -> None:
+        if not self.record_requests:
+            return
         with self._state.lock:
             self.log.append(req)
 

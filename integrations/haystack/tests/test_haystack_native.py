@@ -200,7 +200,6 @@ def test_score_threshold_uses_relevance_then_score(store, run_async):
     aout = run_async(lambda cls: _ranker_pipeline(
         store, RerankRagRanker(_Judge(), score_threshold=0.5), cls), _inputs())
     assert _ids(aout["ranker"]["documents"]) == ["d2"]
-    pytest.importorskip("rank_bm25")  # no relevance: the BM25 score is compared
     bm25 = _ranker_pipeline(store, RerankRagPointwiseRanker("bm25", score_threshold=0.01))
     kept = bm25.run(_inputs("Seine river"))["ranker"]["documents"]
     assert _ids(kept) == ["d2"] and kept[0].score >= 0.01

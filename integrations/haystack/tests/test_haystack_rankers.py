@@ -141,7 +141,6 @@ def test_warm_up_is_idempotent():
 
 
 def test_pointwise_bm25_and_jointrank(documents, fake_llm):
-    pytest.importorskip("rank_bm25")
     out = RerankRagPointwiseRanker("bm25", top_k=1).run("Seine river", documents)["documents"]
     assert _ids(out) == ["d2"]
     joint = RerankRagJointRanker(fake_llm, top_k=2, block_size=3, replicas=2)

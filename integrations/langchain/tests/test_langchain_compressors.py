@@ -110,7 +110,6 @@ def test_config_is_plain_and_ranker_built_once(fake_llm):
 
 
 def test_pointwise_bm25_scorer(corpus):
-    pytest.importorskip("rank_bm25")
     out = PointwiseRerank(scorer="bm25", top_n=2).compress_documents(_docs(corpus), "Seine river")
     assert out[0].id == "d2"
     assert out[0].metadata["relevance_score"] > out[1].metadata["relevance_score"]
@@ -310,7 +309,6 @@ def test_generic_compressor_wraps_any_ranker(corpus):
 
 
 def test_generic_compressor_takes_scorers_and_rejects_the_rest(corpus, fake_llm):
-    pytest.importorskip("rank_bm25")
     from langchain_rerank_rag import RerankRagCompressor
     from rerank_rag import BM25Scorer, PointwiseRanker
 

@@ -111,7 +111,6 @@ def test_serialization_and_class_name(fake_llm):
 
 
 def test_pointwise_bm25(nodes):
-    pytest.importorskip("rank_bm25")
     out = PointwiseRerank(scorer="bm25", top_n=1).postprocess_nodes(nodes, query_str="Seine river")
     assert _ids(out) == ["d2"]
 
