@@ -6,8 +6,10 @@
 1. CPU time per query outside the LLM (instant fake LLM whose answers are computed
    beforehand): design, prompt building, parsing, comparisons and aggregation, at
    n=100/k=20/r=4 and n=1000/k=100/r=3 (targets: <= 2 ms and <= 50 ms for design +
-   parsing + comparisons + aggregation). The plan is driven by hand, so no thread pool
-   or event loop is timed.
+   parsing + comparisons + aggregation), with perfect and with noisy block answers
+   (fresh Gaussian noise per block, s.d. 10% of the relevance range); then the noisy
+   case for every aggregator with its ratio to the target. The plan is driven by
+   hand, so no thread pool or event loop is timed; medians of ``process_time``.
 2. Wall-clock of the 20 blocks of one query against an OpenAI-compatible test server on
    127.0.0.1 that answers every call after 300 ms, with a concurrency limit of 20
    (target <= 1.15 x 300 ms), and of the RankGPT sliding window (20/10, 9 sequential
@@ -17,17 +19,25 @@
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import re
 import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rerank_rag import Usage  # noqa: E402
-from rerank_rag.jointrank import Comparisons, JointRanker, order_from_scores  # noqa: E402
+from rerank_rag.jointrank import (  # noqa: E402
+    AGGREGATORS,
+    Comparisons,
+    JointRanker,
+    bradley_terry,
+    order_from_scores,
+)
 from rerank_rag.llm import Completion, FakeLLM  # noqa: E402
 
 WORDS = (
@@ -56,7 +66,10 @@ def perfect_answer(
     return " > ".join(f"[{i}]" for i, _ in ids)
 
 
-def cpu_bench(n: int, k: int, r: int, repeats: int, noise: float = 0.0) -> dict[str, float]:
+def make_answers(
+    n: int, k: int, r: int, noise: float
+) -> tuple[list[str], list[list[int]], list[Completion]]:
+    """Passages, blocks (as the ranker sends them) and one precomputed answer per block."""
     rng = random.Random(0)
     relevance: list[float] = list(range(n))
     rng.shuffle(relevance)
@@ -64,19 +77,35 @@ def cpu_bench(n: int, k: int, r: int, repeats: int, noise: float = 0.0) -> dict[
     ranker = JointRanker(FakeLLM(), block_size=k, replicas=r)
     from rerank_rag._types import as_candidates
 
-    cands = as_candidates(passages)
-    # 1st pass (untimed): the requests and the "LLM" answers to them
-    plan = ranker._plan("what is it?", cands, Usage())
+    plan = ranker._plan("what is it?", as_candidates(passages), Usage())
     reqs = next(plan)
     answers = [
         Completion(text=perfect_answer(req.messages[-1]["content"], relevance, noise, rng))
         for req in reqs
     ]
     plan.close()
+    return passages, ranker.blocks(n), answers
+
+
+def cpu_bench(
+    n: int,
+    k: int,
+    r: int,
+    repeats: int,
+    noise: float = 0.0,
+    aggregator: Any = None,
+    prepared: tuple[list[str], list[list[int]], list[Completion]] | None = None,
+) -> dict[str, float]:
+    passages, blocks, answers = prepared or make_answers(n, k, r, noise)
+    chosen = {} if aggregator is None else {"aggregator": aggregator}  # None: the default
+    ranker = JointRanker(FakeLLM(), block_size=k, replicas=r, **chosen)
+    from rerank_rag._types import as_candidates
+
+    cands = as_candidates(passages)
     prompt = ranker.prompt
     assert prompt is not None
     t_total, t_design, t_build, t_parse, t_agg = [], [], [], [], []
-    for _ in range(repeats):
+    for rep in range(repeats + 1):  # the first run warms up (caches, lazy imports)
         # whole plan: design + prompt building + parsing + comparisons + aggregation
         t0 = time.process_time()
         plan = ranker._plan("what is it?", cands, Usage())
@@ -84,20 +113,21 @@ def cpu_bench(n: int, k: int, r: int, repeats: int, noise: float = 0.0) -> dict[
         try:
             plan.send(answers)
         except StopIteration as stop:
-            order, _ = stop.value
-        t_total.append(time.process_time() - t0)
+            order = stop.value[0]
+        total = time.process_time() - t0
         assert len(order) == n
         # the parts
         t0 = time.process_time()
-        blocks = ranker.design.build(n, k, ranker.seed)  # cold: the ranker caches it per n
-        t_design.append(time.process_time() - t0)
+        fresh = ranker.design.build(n, k, ranker.seed)  # cold: the ranker caches it per n
+        design = time.process_time() - t0
+        assert len(fresh) == len(blocks)
         t0 = time.process_time()
         for blk in blocks:
             prompt.build("what is it?", [passages[i] for i in blk])
-        t_build.append(time.process_time() - t0)
+        build = time.process_time() - t0
         t0 = time.process_time()
         parsed = [prompt.parse(a, len(b)) for a, b in zip(answers, blocks)]
-        t_parse.append(time.process_time() - t0)
+        parse = time.process_time() - t0
         t0 = time.process_time()
         rankings = []
         for p, blk in zip(parsed, blocks):
@@ -105,7 +135,13 @@ def cpu_bench(n: int, k: int, r: int, repeats: int, noise: float = 0.0) -> dict[
             seen = set(p.listed)
             rankings.append((listed + [x for i, x in enumerate(blk) if i not in seen], len(listed)))
         order_from_scores(ranker.aggregator(Comparisons(n, rankings)))
-        t_agg.append(time.process_time() - t0)
+        agg = time.process_time() - t0
+        if rep:
+            t_total.append(total)
+            t_design.append(design)
+            t_build.append(build)
+            t_parse.append(parse)
+            t_agg.append(agg)
 
     def ms(xs: list[float]) -> float:
         return 1000 * statistics.median(xs)
@@ -223,13 +259,70 @@ def http_bench(delay: float = 0.3) -> None:
     print(f"  ratio sliding / JointRank: {st / jt:.1f}x")
 
 
+SIZES = ((100, 20, 4, 2.0), (1000, 100, 3, 50.0))  # n, k, r, target ms for 'plan'
+NOISE = 0.1  # "realistic" block answers: fresh Gaussian noise, s.d. 10% of the range
+
+
+def _bt_python(c: Comparisons) -> list[float]:
+    return bradley_terry(c, solver="python")
+
+
+def aggregator_table(repeats: int, names: list[str]) -> None:
+    """The noisy case for every aggregator: median 'plan' CPU time and its target ratio."""
+    print()
+    print(
+        f"Noisy block answers (s.d. {NOISE:g} of the relevance range, every id listed), "
+        "per aggregator:"
+    )
+    print(f"BT solver: {_bt_solver_note()}")
+    print(
+        f"{'n':>5} {'k':>4} {'r':>2} {'aggregator':<24} {'comp+agg':>9} {'plan':>8} "
+        f"{'target':>7} {'ratio':>6}"
+    )
+    for n, k, r, target in SIZES:
+        prepared = make_answers(n, k, r, NOISE)
+        for name in names:
+            agg: Any = _bt_python if name == "bradley_terry[python]" else name
+            reps = repeats if n <= 100 else max(3, repeats // 5)
+            if name == "bradley_terry[python]" and n > 100:
+                reps = 1  # seconds per run: one timed run is enough
+            res = cpu_bench(n, k, r, reps, NOISE, agg, prepared)
+            ratio = res["core_ms"] / target
+            flag = "ok" if ratio <= 1 else "OVER"
+            print(
+                f"{n:>5} {k:>4} {r:>2} {name:<24} {res['comparisons_aggregation_ms']:>9.2f} "
+                f"{res['core_ms']:>8.2f} {target:>7g} {ratio:>6.2f} {flag}"
+            )
+
+
+def _bt_solver_note() -> str:
+    import importlib.util
+
+    from rerank_rag.jointrank._bradley_terry import NUMPY_MIN_COMPARISONS
+
+    if importlib.util.find_spec("numpy") is None:
+        return "pure Python (numpy not installed)"
+    return (
+        f"numpy Newton from {NUMPY_MIN_COMPARISONS} comparisons (both sizes here); "
+        "'bradley_terry[python]' forces the pure-Python fallback"
+    )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--cpu-only", action="store_true")
     ap.add_argument("--repeats", type=int, default=30)
+    ap.add_argument(
+        "--aggregators",
+        default=",".join([*AGGREGATORS, "bradley_terry[python]"]),
+        help="comma-separated aggregators for the per-aggregator noisy table "
+        "('bradley_terry[python]' = the pure-Python BT solver; '' skips the table)",
+    )
     args = ap.parse_args()
+    print(f"load average at start: {' '.join(f'{v:.1f}' for v in os.getloadavg())} "
+          f"({os.cpu_count()} CPUs); CPU time = time.process_time()")
     print("CPU time per query outside the LLM (median of repeats, process time, ms); the")
     print("design is built once per n and cached, so 'plan' excludes it and 'cold design'")
     print("is what the first query of a size adds. Target: plan (design + parsing +")
@@ -238,19 +331,21 @@ def main() -> int:
         f"{'n':>5} {'k':>4} {'r':>2} {'answers':<12} {'cold design':>11} {'parse':>6} "
         f"{'comp+agg':>8} {'plan':>7} {'prompts':>7} {'whole':>7} {'target':>6}"
     )
-    for n, k, r, target, noise in (
-        (100, 20, 4, 2.0, 0.0),
-        (1000, 100, 3, 50.0, 0.0),
-        (100, 20, 4, 2.0, 0.1),
-        (1000, 100, 3, 50.0, 0.1),
-    ):
-        res = cpu_bench(n, k, r, args.repeats if n <= 100 else max(3, args.repeats // 5), noise)
-        kind = "perfect" if not noise else f"noisy s={noise:g}"
-        print(
-            f"{n:>5} {k:>4} {r:>2} {kind:<12} {res['design_ms']:>11.2f} {res['parse_ms']:>6.2f} "
-            f"{res['comparisons_aggregation_ms']:>8.2f} {res['core_ms']:>7.2f} "
-            f"{res['prompt_build_ms']:>7.2f} {res['plan_total_ms']:>7.2f} {target:>6g}"
-        )
+    default = JointRanker(FakeLLM()).aggregator_name
+    for noise in (0.0, NOISE):
+        for n, k, r, target in SIZES:
+            res = cpu_bench(n, k, r, args.repeats if n <= 100 else max(3, args.repeats // 5), noise)
+            kind = "perfect" if not noise else f"noisy s={noise:g}"
+            print(
+                f"{n:>5} {k:>4} {r:>2} {kind:<12} {res['design_ms']:>11.2f} "
+                f"{res['parse_ms']:>6.2f} {res['comparisons_aggregation_ms']:>8.2f} "
+                f"{res['core_ms']:>7.2f} {res['prompt_build_ms']:>7.2f} "
+                f"{res['plan_total_ms']:>7.2f} {target:>6g}"
+            )
+    print(f"(aggregator: {default}, the default)")
+    names = [a.strip() for a in args.aggregators.split(",") if a.strip()]
+    if names:
+        aggregator_table(args.repeats, names)
     if not args.cpu_only:
         http_bench()
     return 0

@@ -43,7 +43,9 @@ sys.path.insert(0, str(REPO))
 
 METHODS = {
     "single": ("single", {"prompt": "rankgpt"}),
-    "jointrank": ("jointrank", {}),  # the --method jointrank defaults: k20/r4, PageRank, relevant-only
+    # the published figure is the paper's JointRank: k20/r4, relevant-only, PageRank (pinned:
+    # JointRanker's default aggregator is Borda since the aggregator sweep)
+    "jointrank": ("jointrank", {"aggregator": "pagerank"}),
     "sliding": ("sliding", {"prompt": "rankgpt", "window": 20, "step": 10}),
 }
 

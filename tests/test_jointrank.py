@@ -11,7 +11,7 @@ import time
 import pytest
 
 from rerank_rag import FakeLLM, LLMTimeoutError, RankingFailedError, WindowParse
-from rerank_rag.jointrank import JointRanker, LatinSquareDesign
+from rerank_rag.jointrank import JointRanker, LatinSquareDesign, borda
 from rerank_rag.llm import Completion, LLMRequest
 
 _ITEM = re.compile(r"\[(\d+|[A-Z])\]\s*doc(\d+)\b")
@@ -73,10 +73,25 @@ def test_perfect_llm_finds_the_best_candidates_in_one_round():
 def test_full_ranking_is_a_permutation_and_pagerank_scores_sum_to_one():
     n = 40
     rel = shuffled_relevance(n, 1)
-    res = JointRanker(perfect_llm(rel), block_size=10, replicas=3).rank("q", docs(n))
+    ranker = JointRanker(perfect_llm(rel), block_size=10, replicas=3, aggregator="pagerank")
+    res = ranker.rank("q", docs(n))
     assert sorted(res.order) == list(range(n))
     assert sum(res.scores) == pytest.approx(1.0, abs=1e-9)
     assert all(a >= b for a, b in zip(res.scores, res.scores[1:]))
+
+
+def test_default_aggregator_is_borda_with_scores_in_unit_range():
+    n = 40
+    rel = shuffled_relevance(n, 1)
+    ranker = JointRanker(perfect_llm(rel), block_size=10, replicas=3)
+    assert ranker.aggregator_name == "borda" and ranker.aggregator is borda
+    res = ranker.rank("q", docs(n))
+    assert sorted(res.order) == list(range(n))
+    # the most relevant candidate is first in each of its 3 blocks: score 1, like any
+    # other candidate that was first wherever it was shown; such ties keep input order
+    top = [i for i, s in zip(res.order, res.scores) if s == 1.0]
+    assert max(range(n), key=rel.__getitem__) in top and top == sorted(top)
+    assert all(0.0 <= s <= 1.0 for s in res.scores)
 
 
 def test_sync_and_async_give_the_same_result():

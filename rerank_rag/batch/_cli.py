@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--block-size", type=int, default=20)
     g.add_argument("--replicas", type=int, default=4)
     g.add_argument("--design", default="auto")
-    g.add_argument("--aggregator", default="pagerank")
+    g.add_argument("--aggregator", default=None, help="JointRank aggregator (default: JointRanker's, borda)")
     g.add_argument("--seed", type=int, default=0, help="JointRank design seed (and the LLM seed)")
     g.add_argument("--max-passage-tokens", type=int, default=300)
     g.add_argument("--model-path", default=None, help="bi-encoder / cross-encoder model folder")

@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--block-size", type=int, default=20, help="JointRank block size k (default 20)")
     g.add_argument("--replicas", type=int, default=4, help="JointRank blocks per candidate r (default 4)")
     g.add_argument("--design", default="auto", help="JointRank design: auto, equi-replicate, replicate, latin, triangular, random")
-    g.add_argument("--aggregator", default="pagerank", help="JointRank aggregator: pagerank, win_rate, borda, copeland, bradley_terry, elo")
+    g.add_argument("--aggregator", default=None, help="JointRank aggregator: borda (JointRanker's default), pagerank, win_rate, copeland, bradley_terry, elo")
     g.add_argument("--max-passage-tokens", type=int, default=300)
     g.add_argument("--model-path", default=None, help="bi-encoder / cross-encoder model folder")
     g.add_argument("--decomposer", default="gold", help="decompose: none | gold | llm, or a comma-separated list")

@@ -115,6 +115,12 @@ def _listwise(mode: str) -> Callable[[Any, Any], Any]:
     return build
 
 
+def _default_aggregator() -> str:
+    from ..jointrank import DEFAULT_AGGREGATOR
+
+    return DEFAULT_AGGREGATOR
+
+
 def _jointrank(options: Any, llm: Any) -> Any:
     from ..jointrank import JointRanker
 
@@ -124,7 +130,7 @@ def _jointrank(options: Any, llm: Any) -> Any:
         block_size=_opt(options, "block_size", 20),
         replicas=_opt(options, "replicas", 4),
         design=_opt(options, "design", "auto"),
-        aggregator=_opt(options, "aggregator", "pagerank"),
+        aggregator=_opt(options, "aggregator") or _default_aggregator(),
         seed=_opt(options, "seed", 0),
         max_passage_tokens=_opt(options, "max_passage_tokens", 300),
     )
@@ -208,7 +214,7 @@ METHODS: dict[str, MethodSpec] = {
                 "block_size": _opt(o, "block_size", 20),
                 "replicas": _opt(o, "replicas", 4),
                 "design": _opt(o, "design", "auto"),
-                "aggregator": _opt(o, "aggregator", "pagerank"),
+                "aggregator": _opt(o, "aggregator") or _default_aggregator(),
                 "seed": _opt(o, "seed", 0),
             },
         ),

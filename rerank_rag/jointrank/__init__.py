@@ -17,7 +17,7 @@ Building blocks, all public:
 * comparisons (:mod:`._comparisons`): :class:`Comparisons`, :func:`block_comparisons`;
 * aggregators (:mod:`._aggregators`): :func:`pagerank`, :func:`win_rate`,
   :func:`borda`, :func:`copeland`, :func:`bradley_terry`, :func:`elo`,
-  :data:`AGGREGATORS`, :func:`order_from_scores`;
+  :data:`AGGREGATORS`, :data:`DEFAULT_AGGREGATOR` (Borda), :func:`order_from_scores`;
 * simulation (:mod:`._simulate`, ``rerank-rag simulate``): :func:`simulate`,
   :func:`perfect_block_ranker`, :func:`noisy_block_ranker`.
 
@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._aggregators import (
     AGGREGATORS,
+    DEFAULT_AGGREGATOR,
     Aggregator,
     borda,
     bradley_terry,
@@ -112,6 +113,7 @@ __all__ = [
     # aggregators
     "Aggregator",
     "AGGREGATORS",
+    "DEFAULT_AGGREGATOR",
     "get_aggregator",
     "order_from_scores",
     "pagerank",

@@ -17,14 +17,30 @@ blocks, and the first-stage order (the LLM's own position bias, again) in the
 reference's unshuffled Latin and triangular designs. A block whose output lists
 nothing (e.g. "no relevant snippets") therefore yields no comparison at all.
 
-Comparisons are kept per block (for order-dependent aggregators like Elo) and tallied
-once into a sparse win matrix (``beats[w][l]`` = times ``w`` beat ``l``) for the rest.
+Comparisons are kept per block (for order-dependent aggregators like Elo); the
+aggregators read per-item tallies computed once, in ``O(r·n)`` or with C-level list
+operations, never one Python object per comparison:
+
+* ``wins`` / ``losses``: comparisons won and lost, per item (from block positions);
+* ``beaten`` / ``beaters``: per item, the items it beat / that beat it, repeats kept
+  (slices of the block rankings);
+* :meth:`Comparisons.repeated`: the pairs compared more than once, with both win
+  counts. Most pairs meet in one block only, where the outcome is already in
+  ``wins``/``losses``; counting methods (win rate, Copeland) only need a correction for
+  the few that met again. They are found by intersecting blocks pairwise
+  (``O(b²)`` set intersections for ``b`` blocks), or, for many tiny blocks (pairwise
+  verdicts), by counting the comparisons directly.
+
+``beats[w][l]`` (times ``w`` beat ``l``, a sparse win matrix) is still available.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
+from itertools import chain, repeat
+from math import isqrt
+from operator import add
 
 __all__ = ["BlockRanking", "Comparisons", "block_comparisons"]
 
@@ -58,7 +74,7 @@ class Comparisons:
     The win matrix is computed once, on first use.
     """
 
-    __slots__ = ("n", "rankings", "_beats", "_wins", "_losses", "_beaten")
+    __slots__ = ("n", "rankings", "_beats", "_wins", "_losses", "_beaten", "_beaters", "_repeated")
 
     def __init__(
         self,
@@ -98,6 +114,8 @@ class Comparisons:
         self._wins: list[int] | None = None
         self._losses: list[int] | None = None
         self._beaten: list[list[int]] | None = None
+        self._beaters: list[list[int]] | None = None
+        self._repeated: list[tuple[int, int, int, int]] | None = None
 
     @classmethod
     def from_pairs(cls, n: int, pairs: Iterable[tuple[int, int]]) -> Comparisons:
@@ -131,6 +149,119 @@ class Comparisons:
                     beaten[order[p]].extend(order[p + 1 :])
             self._beaten = beaten
         return self._beaten
+
+    @property
+    def beaters(self) -> list[list[int]]:
+        """``beaters[l]``: every item that beat ``l``, once per comparison (repeats kept)."""
+        if self._beaters is None:
+            beaters: list[list[int]] = [[] for _ in range(self.n)]
+            for order, n_listed in self.rankings:
+                m = len(order)
+                t = min(n_listed, m)
+                for q in range(1, m):
+                    beaters[order[q]].extend(order[: q if q < t else t])
+            self._beaters = beaters
+        return self._beaters
+
+    def repeated(self) -> list[tuple[int, int, int, int]]:
+        """``(x, y, wins of x over y, wins of y over x)``, ``x < y``, for every pair
+        compared more than once (in several blocks, or repeated pairwise verdicts).
+
+        Every other compared pair was compared exactly once, so its outcome is fully
+        described by ``wins`` and ``losses``. The order is deterministic (it depends
+        on the rankings only).
+        """
+        if self._repeated is None:
+            live = [(o, min(t, len(o))) for o, t in self.rankings if t > 0 and len(o) > 1]
+            b = len(live)
+            # few large blocks: intersect them (b < 1024 keeps the packed counts below
+            # 2**20 each); many small ones (pairwise verdicts): count the comparisons
+            if b < 1024 and b * (b - 1) * 2 <= len(self):
+                self._repeated = self._repeated_by_block_pairs(live)
+            else:
+                self._repeated = self._repeated_by_counting(live)
+        return self._repeated
+
+    def _repeated_by_block_pairs(
+        self, live: list[tuple[tuple[int, ...], int]]
+    ) -> list[tuple[int, int, int, int]]:
+        # Two items meet again only inside the intersection of two blocks. A pair shared
+        # by s blocks turns up in s(s-1)/2 block pairs, and each block's outcome in s-1
+        # of them, so the sums below are (s-1) times the true win counts.
+        n, nb = self.n, len(live)
+        # position of each item in its block; omitted items share the position n_listed
+        pos = [dict(zip(o, chain(range(t), repeat(t)))) for o, t in live]
+        member_of: list[list[int]] = [[] for _ in range(n)]
+        for bi, (o, _t) in enumerate(live):
+            for x in o:
+                member_of[x].append(bi)
+        common: dict[int, list[int]] = {}  # block pair -> the items in both, ascending
+        for x, bl in enumerate(member_of):
+            for i in range(len(bl) - 1):
+                base = bl[i] * nb
+                for bj in bl[i + 1 :]:
+                    got = common.get(base + bj)
+                    if got is None:
+                        common[base + bj] = [x]
+                    else:
+                        got.append(x)
+        # per pair: wins of x (bits 40+), wins of y (bits 20+), block pairs seen (bits 0+)
+        acc: dict[int, int] = {}
+        get = acc.get
+        f1, f2 = 1 << 20, 1 << 40
+        for ab, xs in common.items():
+            if len(xs) < 2:
+                continue
+            pa, pb = pos[ab // nb], pos[ab % nb]
+            pas = [pa[x] for x in xs]
+            pbs = [pb[x] for x in xs]
+            for i in range(len(xs) - 1):
+                ax, bx, base = pas[i], pbs[i], xs[i] * n
+                for ay, by, y in zip(pas[i + 1 :], pbs[i + 1 :], xs[i + 1 :]):
+                    key = base + y
+                    acc[key] = (
+                        get(key, 0)
+                        + ((ax < ay) + (bx < by)) * f2
+                        + ((ay < ax) + (by < bx)) * f1
+                        + 1
+                    )
+        out = []
+        mask = f1 - 1
+        for key, code in acc.items():
+            u, v, pairs = code >> 40, (code >> 20) & mask, code & mask
+            if pairs > 1:  # shared by s > 2 blocks: divide by s - 1
+                s1 = (isqrt(1 + 8 * pairs) - 1) // 2
+                u //= s1
+                v //= s1
+            if u + v > 1:
+                x, y = divmod(key, n)
+                out.append((x, y, u, v))
+        return out
+
+    def _repeated_by_counting(
+        self, live: list[tuple[tuple[int, ...], int]]
+    ) -> list[tuple[int, int, int, int]]:
+        n = self.n
+        keys: list[int] = []
+        for o, t in live:
+            if len(o) == 2:
+                keys.append(o[0] * n + o[1])
+                continue
+            for p in range(min(t, len(o) - 1)):
+                keys.extend(map(add, repeat(o[p] * n), o[p + 1 :]))
+        counts = Counter(keys)
+        out = []
+        for key, a in counts.items():
+            x, y = divmod(key, n)
+            if x < y:
+                b = counts.get(y * n + x, 0)
+            elif y * n + x in counts:
+                continue  # counted from the (y, x) side
+            else:
+                x, y, a, b = y, x, 0, a
+            if a + b > 1:
+                out.append((x, y, a, b))
+        return out
 
     @property
     def beats(self) -> list[Counter[int]]:

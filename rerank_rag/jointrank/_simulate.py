@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ._aggregators import AGGREGATORS, get_aggregator, order_from_scores
+from ._aggregators import AGGREGATORS, DEFAULT_AGGREGATOR, get_aggregator, order_from_scores
 from ._comparisons import Comparisons
 from ._designs import DESIGNS, AutoDesign, BlockDesign, get_design, is_connected
 
@@ -173,7 +173,7 @@ def simulate(
     k: int = 20,
     replicas: int = 4,
     design: str | BlockDesign = "auto",
-    aggregator: str = "pagerank",
+    aggregator: str = DEFAULT_AGGREGATOR,
     runs: int = 200,
     seed: int = 0,
     *,
@@ -240,8 +240,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--aggregator",
-        default="pagerank",
-        help=f"one or more of: {', '.join(AGGREGATORS)}, or 'all' (default pagerank)",
+        default=DEFAULT_AGGREGATOR,
+        help=f"one or more of: {', '.join(AGGREGATORS)}, or 'all' "
+        f"(default {DEFAULT_AGGREGATOR}, JointRanker's default)",
     )
     p.add_argument("--runs", type=int, default=200, help="simulated queries (default 200)")
     p.add_argument("--seed", type=int, default=0, help="seed of the first run (default 0)")

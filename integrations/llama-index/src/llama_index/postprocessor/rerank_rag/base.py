@@ -222,7 +222,7 @@ class JointRankRerank(RerankRagPostprocessor):
     """JointRank: overlapping blocks ranked in one parallel round, aggregated, see
     :class:`rerank_rag.JointRanker`.
 
-    **Score**: the aggregator's value (PageRank by default) over the block comparisons.
+    **Score**: the aggregator's value (Borda by default) over the block comparisons.
     ``llm``: a rerank-rag backend, a LlamaIndex LLM (default: ``Settings.llm``) or a
     pointwise ``Scorer``.
     """
@@ -233,7 +233,7 @@ class JointRankRerank(RerankRagPostprocessor):
     block_size: int = 20
     replicas: int = 4
     design: str = "auto"
-    aggregator: str = "pagerank"
+    aggregator: str = "borda"
     seed: int = 0
     max_block_retries: int = 2
     max_passage_tokens: int | None = 300

@@ -299,14 +299,14 @@ class RerankRagJointRanker(_Ranker):
     """JointRank: overlapping blocks ranked in one parallel round, aggregated, see
     :class:`rerank_rag.JointRanker`.
 
-    **Score**: the aggregator's value (PageRank by default) over the block comparisons.
+    **Score**: the aggregator's value (Borda by default) over the block comparisons.
     The LLM (or a pointwise ``Scorer`` as ``llm``): as :class:`RerankRagListwiseRanker`.
     """
 
     def __init__(
         self, llm: Any = None, *, chat_generator: Any = None, top_k: int | None = DEFAULT_TOP_K,
         prompt: str = "relevant-only", block_size: int = 20, replicas: int = 4,
-        design: str = "auto", aggregator: str = "pagerank", seed: int = 0,
+        design: str = "auto", aggregator: str = "borda", seed: int = 0,
         max_block_retries: int = 2, max_passage_tokens: int | None = 300, strict: bool = False,
         score_threshold: float | None = None, meta_fields_to_embed: list[str] | None = None,
         embedding_separator: str = "\n",
