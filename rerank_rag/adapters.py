@@ -5,7 +5,8 @@ asks a core ranker for a :class:`~rerank_rag.Ranking` and maps the result back *
 position**. What does not depend on the framework lives here, once:
 
 * :func:`as_ranker`: the ranker an adapter wraps (a ranker as is, a ``Scorer`` in a
-  :class:`~rerank_rag.PointwiseRanker`);
+  :class:`~rerank_rag.PointwiseRanker`); :func:`wrap_or_build`: the rule of an adapter
+  with one generic class (wraps a given ranker) and presets (build their own);
 * :func:`pointwise_ranker` / :func:`make_scorer`: the pointwise presets (a scorer name,
   a ``Scorer`` object, or an LLM for yes/no scoring);
 * :func:`arank`: a ranking on the async path (``arank``, or ``rank`` in a worker thread);
@@ -17,12 +18,19 @@ Importing this module is cheap: rankers and scorers load only when used.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._types import Candidate, Ranking
 
-__all__ = ["as_ranker", "make_scorer", "pointwise_ranker", "arank", "checked_ranking"]
+__all__ = [
+    "as_ranker",
+    "wrap_or_build",
+    "make_scorer",
+    "pointwise_ranker",
+    "arank",
+    "checked_ranking",
+]
 
 #: Scorer names the pointwise presets accept (case-insensitive) -> ``rerank_rag`` class.
 SCORERS = {"minilm": "MiniLMScorer", "bm25": "BM25Scorer"}
@@ -41,6 +49,25 @@ def as_ranker(obj: Any) -> Any:
         f"ranker must have rank(query, candidates, top_n) (any rerank-rag ranker) or "
         f"score(query, passages) (a Scorer), got {type(obj).__name__}"
     )
+
+
+def wrap_or_build(
+    ranker: Any, build: Callable[[], Any] | None, *, generic: str, name: str
+) -> Any:
+    """The core ranker of an adapter object named ``name``.
+
+    The generic class (``generic``, ``build=None``) needs ``ranker`` and wraps it with
+    :func:`as_ranker`; a preset builds its own with ``build()`` and refuses a ``ranker``
+    (ValueError pointing at the generic class).
+    """
+    if build is None:
+        if ranker is None:
+            raise TypeError(f"{generic} needs ranker=<a rerank-rag ranker or Scorer>")
+        return as_ranker(ranker)
+    if ranker is not None:
+        raise ValueError(f"{name} builds its own ranker; to wrap a ranker object use "
+                         f"{generic}(ranker=...)")
+    return build()
 
 
 def make_scorer(scorer: Any) -> Any:

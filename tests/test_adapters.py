@@ -17,7 +17,14 @@ from rerank_rag import (
     Ranking,
     Usage,
 )
-from rerank_rag.adapters import arank, as_ranker, checked_ranking, make_scorer, pointwise_ranker
+from rerank_rag.adapters import (
+    arank,
+    as_ranker,
+    checked_ranking,
+    make_scorer,
+    pointwise_ranker,
+    wrap_or_build,
+)
 
 
 class LengthScorer:
@@ -47,6 +54,17 @@ def test_as_ranker_keeps_rankers_wraps_scorers_and_refuses_the_rest():
     assert wrapped.rank("q", ["ab", "abcd", "a"]).order == (1, 0, 2)
     with pytest.raises(TypeError, match="got str"):
         as_ranker("listwise")
+
+
+def test_wrap_or_build_generic_wraps_presets_build():
+    ranker = RankOnly()
+    assert wrap_or_build(ranker, None, generic="Generic", name="Generic") is ranker
+    assert isinstance(wrap_or_build(LengthScorer(), None, generic="Generic", name="Sub"), PointwiseRanker)
+    assert wrap_or_build(None, lambda: ranker, generic="Generic", name="Preset") is ranker
+    with pytest.raises(TypeError, match=r"Generic needs ranker="):
+        wrap_or_build(None, None, generic="Generic", name="Generic")
+    with pytest.raises(ValueError, match=r"Preset builds its own ranker; .* use Generic\(ranker=...\)"):
+        wrap_or_build(ranker, lambda: ranker, generic="Generic", name="Preset")
 
 
 def test_make_scorer_by_name_or_object():

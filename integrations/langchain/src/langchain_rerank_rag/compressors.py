@@ -26,7 +26,13 @@ from langchain_core.runnables.config import set_config_context
 from pydantic import ConfigDict, Field
 
 from rerank_rag import Candidate, Ranking
-from rerank_rag.adapters import arank, as_ranker, checked_ranking, pointwise_ranker
+from rerank_rag.adapters import (
+    arank,
+    as_ranker,
+    checked_ranking,
+    pointwise_ranker,
+    wrap_or_build,
+)
 
 from .prompts import as_window_prompt
 
@@ -98,15 +104,9 @@ class RerankRagCompressor(BaseDocumentCompressor):
     _core: ClassVar[str | None] = None
 
     def model_post_init(self, context: Any, /) -> None:
-        if self._core is None:
-            if self.ranker is None:
-                raise TypeError("RerankRagCompressor needs ranker=<a rerank-rag ranker or Scorer>")
-            self.ranker = as_ranker(self.ranker)
-        elif self.ranker is not None:
-            raise ValueError(f"{type(self).__name__} builds its own ranker; to wrap a ranker "
-                             "object use RerankRagCompressor(ranker=...)")
-        else:
-            self.ranker = self._build()
+        build = None if self._core is None else self._build
+        self.ranker = wrap_or_build(self.ranker, build, generic="RerankRagCompressor",
+                                    name=type(self).__name__)
 
     def _build(self) -> Any:
         import rerank_rag

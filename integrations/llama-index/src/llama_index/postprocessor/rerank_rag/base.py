@@ -21,7 +21,13 @@ from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
 from rerank_rag import Candidate
-from rerank_rag.adapters import arank, as_ranker, checked_ranking, pointwise_ranker
+from rerank_rag.adapters import (
+    arank,
+    as_ranker,
+    checked_ranking,
+    pointwise_ranker,
+    wrap_or_build,
+)
 
 from ._serialize import llm_from_dict, llm_to_dict
 
@@ -80,16 +86,9 @@ class RerankRagPostprocessor(BaseNodePostprocessor):
     _core: ClassVar[str | None] = None
 
     def model_post_init(self, context: Any, /) -> None:
-        if self._core is None:
-            if self.ranker is None:
-                raise TypeError("RerankRagPostprocessor needs ranker=<a rerank-rag ranker "
-                                "or Scorer>")
-            self.ranker = as_ranker(self.ranker)
-        elif self.ranker is not None:
-            raise ValueError(f"{type(self).__name__} builds its own ranker; to wrap a ranker "
-                             "object use RerankRagPostprocessor(ranker=...)")
-        else:
-            self.ranker = self._build()
+        build = None if self._core is None else self._build
+        self.ranker = wrap_or_build(self.ranker, build, generic="RerankRagPostprocessor",
+                                    name=type(self).__name__)
 
     def _build(self) -> Any:
         import rerank_rag
