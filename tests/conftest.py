@@ -43,7 +43,8 @@ def relevance_oracle():
     """A factory of deterministic answers for any prompt that shows ``[label] text`` lines.
 
     ``relevance_oracle(rel)`` returns ``handler(messages, **params)`` for a FakeLLM: it
-    reads the labelled passages, orders them by ``rel(text)`` (ties: shown order) and
+    reads the labelled passages, orders them by ``rel(text)`` (ties: shown order; ``rel``
+    may also be a sequence of strengths of passages ``"doc <i> ..."``, ``rel[i]``) and
     answers ``[b] > [a] > ...``; with ``top_logprobs`` in the params it answers the best
     label with first-token logprobs ``rel(text)`` per label. Pick-best prompts read the
     first id, selection prompts the first ``m``, listwise prompts the permutation.
@@ -53,8 +54,15 @@ def relevance_oracle():
     from rerank_rag import Completion
 
     line = re.compile(r"(?m)^\[(\w+)\] (.*)$")
+    doc = re.compile(r"doc (\d+)")
 
     def make(rel):
+        if not callable(rel):
+            strengths = rel
+
+            def rel(text):
+                return strengths[int(doc.search(text).group(1))]
+
         def handler(messages, **params):
             text = "\n".join(m["content"] for m in messages)
             shown = line.findall(text)
