@@ -398,8 +398,8 @@ class Decomposer:
         gate_says: Any = None
         if callable(self.gate):
             try:
-                gate_says = self.gate(question)
-                gate_says = _verdict(gate_says) if inspect.isawaitable(gate_says) else bool(gate_says)
+                said = self.gate(question)
+                gate_says = _verdict(said) if inspect.isawaitable(said) else bool(said)
             except Exception as exc:  # noqa: BLE001 - judged in _plan
                 gate_says = exc
         return question, key, t0, usage, gate_says
