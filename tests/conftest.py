@@ -4,10 +4,14 @@
   whole suite: nothing may be downloaded at test time.
 * ``shared_data`` points at ``../shared/data`` (or ``$RERANK_RAG_DATA``); tests that need
   it skip with a clear message when it is absent (a user's fresh clone has no data).
+* Tests marked ``local_llm`` are skipped with the reason where the local llama.cpp
+  server cannot run (the ``local`` extra or the model package is missing);
+  ``local_llm_server`` is one SmolLM2-135M server shared by the whole session.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -39,7 +43,8 @@ def relevance_oracle():
     """A factory of deterministic answers for any prompt that shows ``[label] text`` lines.
 
     ``relevance_oracle(rel)`` returns ``handler(messages, **params)`` for a FakeLLM: it
-    reads the labelled passages, orders them by ``rel(text)`` (ties: shown order) and
+    reads the labelled passages, orders them by ``rel(text)`` (ties: shown order; ``rel``
+    may also be a sequence of strengths of passages ``"doc <i> ..."``, ``rel[i]``) and
     answers ``[b] > [a] > ...``; with ``top_logprobs`` in the params it answers the best
     label with first-token logprobs ``rel(text)`` per label. Pick-best prompts read the
     first id, selection prompts the first ``m``, listwise prompts the permutation.
@@ -49,8 +54,15 @@ def relevance_oracle():
     from rerank_rag import Completion
 
     line = re.compile(r"(?m)^\[(\w+)\] (.*)$")
+    doc = re.compile(r"doc (\d+)")
 
     def make(rel):
+        if not callable(rel):
+            strengths = rel
+
+            def rel(text):
+                return strengths[int(doc.search(text).group(1))]
+
         def handler(messages, **params):
             text = "\n".join(m["content"] for m in messages)
             shown = line.findall(text)
@@ -63,3 +75,38 @@ def relevance_oracle():
         return handler
 
     return make
+
+
+# -- the local llama.cpp server --------------------------------------------------------
+
+
+@functools.cache
+def local_llm_missing() -> str | None:
+    """Why the local llama.cpp server cannot run here (``None``: it can)."""
+    from rerank_rag import MissingDependencyError
+    from rerank_rag.local import check_local_dependencies, resolve_model
+
+    try:
+        check_local_dependencies()
+        resolve_model("smollm2", verify=False)
+    except MissingDependencyError as exc:
+        return f"local LLM extra not installed: {exc}"
+    return None
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("local_llm") is not None and local_llm_missing() is not None:
+        pytest.skip(local_llm_missing())
+
+
+@pytest.fixture(scope="session")
+def local_llm_server():
+    """One SmolLM2-135M llama.cpp server (``n_ctx=2048``) for every test that asks for
+    it, started on first use and stopped at the end of the session. Tests only send it
+    requests (its ``llm`` is the shared client); lifecycle tests start their own."""
+    if local_llm_missing() is not None:
+        pytest.skip(local_llm_missing())
+    from rerank_rag.local import LocalLLMServer
+
+    with LocalLLMServer("smollm2", n_ctx=2048, startup_timeout=120) as srv:
+        yield srv

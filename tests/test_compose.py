@@ -39,6 +39,14 @@ def rel(text):
     return STRENGTH[int(re.search(r"doc (\d+)", text).group(1))]
 
 
+def relevant_only(messages, **params):
+    """A relevant-only answer: the passages with ``rel > 0.5``, best first (or none)."""
+    text = messages[-1]["content"]
+    shown = re.findall(r"(?m)^\[(\d+)\] (doc \d+ text)", text)
+    good = sorted((s for s in shown if rel(s[1]) > 0.5), key=lambda s: -rel(s[1]))
+    return " > ".join(f"[{lab}]" for lab, _ in good) or "NO_RELEVANT_SNIPPETS"
+
+
 class Fixed:
     """A ranker returning a fixed ranking (order, scores, relevance) of every input."""
 
@@ -114,13 +122,7 @@ def test_cutoff_when_every_call_failed_keeps_the_fallback_order(caplog):
     assert rec.levelno == logging.WARNING
 
 
-def test_cutoff_over_a_real_ranker_that_judges(relevance_oracle):
-    def relevant_only(messages, **params):
-        text = messages[-1]["content"]
-        shown = re.findall(r"(?m)^\[(\d+)\] (doc \d+ text)", text)
-        good = sorted((s for s in shown if rel(s[1]) > 0.5), key=lambda s: -rel(s[1]))
-        return " > ".join(f"[{lab}]" for lab, _ in good) or "NO_RELEVANT_SNIPPETS"
-
+def test_cutoff_over_a_real_ranker_that_judges():
     ranker = DynamicCutoff(TDPartRanker(FakeLLM(relevant_only), prompt="relevant-only", block_size=5, sort_depth=2))
     r = ranker.rank("q", DOCS)
     assert set(r.order) == {i for i, s in enumerate(STRENGTH) if s > 0.5} and r.usage.kept == 4
@@ -243,13 +245,7 @@ def test_evidence_survives_truncation(relevance_oracle):
     assert content.count("(first-stage rank: ") == 3 and "doc 0" not in content
 
 
-def test_all_three_compose(relevance_oracle):
-    def relevant_only(messages, **params):
-        text = messages[-1]["content"]
-        shown = re.findall(r"(?m)^\[(\d+)\] (doc \d+ text)", text)
-        good = sorted((s for s in shown if rel(s[1]) > 0.5), key=lambda s: -rel(s[1]))
-        return " > ".join(f"[{lab}]" for lab, _ in good) or "NO_RELEVANT_SNIPPETS"
-
+def test_all_three_compose():
     llm = FakeLLM(relevant_only)
     inner = TDPartRanker(llm, prompt="relevant-only", block_size=10, sort_depth=2)  # one call
     ranker = DynamicCutoff(FirstStageFusion(FirstStageEvidence(inner), weight=0.8), ceiling=3)

@@ -130,15 +130,22 @@ def test_cache_by_normalised_question_skips_the_llm():
     assert len(llm.calls) == 2
 
 
-def test_cache_can_be_disabled_and_failures_are_not_cached():
+def failing_until_healed(message):
+    """A FakeLLM raising a transient ``LLMError(message)`` while ``state["fail"]``, then
+    answering one sub-question (S1); and that ``state``."""
     state = {"fail": True}
 
     def flaky(messages):
         if state["fail"]:
-            raise LLMError("transient")
+            raise LLMError(message)
         return f"- {S1}"
 
-    dec = Decomposer(FakeLLM(flaky))
+    return FakeLLM(flaky), state
+
+
+def test_cache_can_be_disabled_and_failures_are_not_cached():
+    llm, state = failing_until_healed("transient")
+    dec = Decomposer(llm)
     assert dec.decompose(Q).sub_questions == ()
     state["fail"] = False
     assert dec.decompose(Q).sub_questions == (S1,)  # retried, not served from cache
@@ -324,14 +331,8 @@ def test_configuration_error_raises_even_when_not_strict():
 
 
 def test_transient_failure_is_logged_once_and_not_cached(caplog):
-    state = {"fail": True}
-
-    def flaky(messages):
-        if state["fail"]:
-            raise LLMError("server busy")
-        return f"- {S1}"
-
-    dec = Decomposer(FakeLLM(flaky))
+    llm, state = failing_until_healed("server busy")
+    dec = Decomposer(llm)
     with caplog.at_level("WARNING", logger="rerank_rag.decompose"):
         d = dec.decompose(Q)
     assert d.error == "LLMError: server busy" and d.usage.fallbacks == 1

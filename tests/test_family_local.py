@@ -12,26 +12,11 @@ from rerank_rag import (
     DynamicCutoff,
     FirstStageEvidence,
     FirstStageFusion,
-    MissingDependencyError,
     PairwiseRanker,
     SetwiseRanker,
     TDPartRanker,
     TourRanker,
 )
-
-
-def _skip_reason() -> str | None:
-    try:
-        from rerank_rag.local import check_local_dependencies, resolve_model
-
-        check_local_dependencies()
-        resolve_model("smollm2", verify=False)
-    except MissingDependencyError as exc:
-        return f"local LLM extra not installed: {exc}"
-    return None
-
-
-_REASON = _skip_reason()
 
 PASSAGES = [
     "Bees make honey from flower nectar.",
@@ -41,46 +26,42 @@ PASSAGES = [
 
 
 @pytest.mark.local_llm
-@pytest.mark.skipif(_REASON is not None, reason=_REASON or "")
-def test_every_new_method_runs_end_to_end_on_llama_cpp():
-    from rerank_rag.local import LocalLLMServer
-
-    with LocalLLMServer("smollm2", n_ctx=2048, startup_timeout=120) as srv:
-        llm = srv.llm
-        t = 20  # max_passage_tokens: short prompts, the model is only exercised
-        methods = {
-            "pairwise allpair": PairwiseRanker(llm, method="allpair", max_passage_tokens=t),
-            "pairwise heapsort logprobs": PairwiseRanker(llm, scoring="logprobs", max_passage_tokens=t),
-            "pairwise bubblesort": PairwiseRanker(llm, method="bubblesort", sort_depth=1, max_passage_tokens=t),
-            "setwise heapsort": SetwiseRanker(llm, block_size=3, max_passage_tokens=t),
-            "setwise bubblesort logprobs": SetwiseRanker(
-                llm, method="bubblesort", block_size=3, scoring="logprobs", sort_depth=1, max_passage_tokens=t
+def test_every_new_method_runs_end_to_end_on_llama_cpp(local_llm_server):
+    llm = local_llm_server.llm
+    t = 20  # max_passage_tokens: short prompts, the model is only exercised
+    methods = {
+        "pairwise allpair": PairwiseRanker(llm, method="allpair", max_passage_tokens=t),
+        "pairwise heapsort logprobs": PairwiseRanker(llm, scoring="logprobs", max_passage_tokens=t),
+        "pairwise bubblesort": PairwiseRanker(llm, method="bubblesort", sort_depth=1, max_passage_tokens=t),
+        "setwise heapsort": SetwiseRanker(llm, block_size=3, max_passage_tokens=t),
+        "setwise bubblesort logprobs": SetwiseRanker(
+            llm, method="bubblesort", block_size=3, scoring="logprobs", sort_depth=1, max_passage_tokens=t
+        ),
+        "tournament": TourRanker(llm, tournaments=1, block_size=3, max_passage_tokens=t),
+        "tdpart": TDPartRanker(llm, block_size=3, sort_depth=1, max_passage_tokens=t),
+        # InsertRank evidence, fusion and the cut-off, composed over one call
+        "cut-off": DynamicCutoff(
+            FirstStageFusion(
+                FirstStageEvidence(TDPartRanker(llm, prompt="relevant-only", block_size=3, sort_depth=1, max_passage_tokens=t))
             ),
-            "tournament": TourRanker(llm, tournaments=1, block_size=3, max_passage_tokens=t),
-            "tdpart": TDPartRanker(llm, block_size=3, sort_depth=1, max_passage_tokens=t),
-            # InsertRank evidence, fusion and the cut-off, composed over one call
-            "cut-off": DynamicCutoff(
-                FirstStageFusion(
-                    FirstStageEvidence(TDPartRanker(llm, prompt="relevant-only", block_size=3, sort_depth=1, max_passage_tokens=t))
-                ),
-                ceiling=2,
-            ),
-        }
-        n = len(PASSAGES)
-        for name, ranker in methods.items():
-            r = ranker.rank("What is the capital of France?", PASSAGES)
-            assert len(set(r.order)) == len(r.order) and set(r.order) <= set(range(n)), name
-            if name != "cut-off":
-                assert sorted(r.order) == list(range(n)), name
-            else:
-                assert 1 <= r.usage.kept == len(r.order) <= 2
-            u = r.usage
-            assert u.llm_calls > 0 and u.prompt_tokens > 0 and u.failed_calls == 0, (name, u)
-            assert r.relevance is not None and len(r.relevance) == len(r.order), name
-        # the logprob variants really got first-token alternatives from the server
-        c = llm.complete(
-            PairwiseRanker(llm, scoring="logprobs").prompt.build("q", ["a", "b"]).messages,
-            max_tokens=1,
-            top_logprobs=20,
-        )
-        assert c.top_logprobs
+            ceiling=2,
+        ),
+    }
+    n = len(PASSAGES)
+    for name, ranker in methods.items():
+        r = ranker.rank("What is the capital of France?", PASSAGES)
+        assert len(set(r.order)) == len(r.order) and set(r.order) <= set(range(n)), name
+        if name != "cut-off":
+            assert sorted(r.order) == list(range(n)), name
+        else:
+            assert 1 <= r.usage.kept == len(r.order) <= 2
+        u = r.usage
+        assert u.llm_calls > 0 and u.prompt_tokens > 0 and u.failed_calls == 0, (name, u)
+        assert r.relevance is not None and len(r.relevance) == len(r.order), name
+    # the logprob variants really got first-token alternatives from the server
+    c = llm.complete(
+        PairwiseRanker(llm, scoring="logprobs").prompt.build("q", ["a", "b"]).messages,
+        max_tokens=1,
+        top_logprobs=20,
+    )
+    assert c.top_logprobs

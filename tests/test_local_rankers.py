@@ -13,22 +13,7 @@ from rerank_rag import (
     JointRanker,
     ListwiseRanker,
     LLMPointwiseRanker,
-    MissingDependencyError,
 )
-
-
-def _skip_reason() -> str | None:
-    try:
-        from rerank_rag.local import check_local_dependencies, resolve_model
-
-        check_local_dependencies()
-        resolve_model("smollm2", verify=False)
-    except MissingDependencyError as exc:
-        return f"local LLM extra not installed: {exc}"
-    return None
-
-
-_REASON = _skip_reason()
 
 PASSAGES = [
     "Bees make honey from flower nectar.",
@@ -40,40 +25,36 @@ PASSAGES = [
 
 
 @pytest.mark.local_llm
-@pytest.mark.skipif(_REASON is not None, reason=_REASON or "")
-def test_every_original_method_runs_end_to_end_on_llama_cpp():
-    from rerank_rag.local import LocalLLMServer
-
-    with LocalLLMServer("smollm2", n_ctx=2048, startup_timeout=120) as srv:
-        llm = srv.llm
-        t = 20  # max_passage_tokens: short prompts, the model is only exercised
-        joint = {"block_size": 3, "replicas": 2, "max_passage_tokens": t}
-        methods = {
-            "listwise sliding first-token": ListwiseRanker(
-                llm, prompt="first-token", window_size=3, step=2, max_passage_tokens=t
-            ),
-            "listwise single relevant-only": ListwiseRanker(
-                llm, prompt="relevant-only", mode="single", max_passage_tokens=t
-            ),
-            "jointrank relevant-only (default aggregator)": JointRanker(llm, **joint),
-            "jointrank rankgpt, pagerank": JointRanker(
-                llm, prompt="rankgpt", aggregator="pagerank", **joint
-            ),
-            "jointrank first-token, bradley-terry": JointRanker(
-                llm, prompt="first-token", aggregator="bradley_terry", **joint
-            ),
-            "llm pointwise": LLMPointwiseRanker(llm, max_passage_tokens=t),
-        }
-        n = len(PASSAGES)
-        for name, ranker in methods.items():
-            r = ranker.rank("What is the capital of France?", PASSAGES)
-            assert sorted(r.order) == list(range(n)), name
-            assert list(r.scores) == sorted(r.scores, reverse=True), name
-            u = r.usage
-            assert u.llm_calls > 0 and u.prompt_tokens > 0 and u.failed_calls == 0, (name, u)
-            if name.startswith("jointrank"):
-                assert u.depth >= 1 and u.llm_calls >= ranker.coverage(n).blocks, (name, u)
-        # the first-token variants really received first-token alternatives
-        req = ListwiseRanker(llm, prompt="first-token").prompt.build("q", ["a", "b"])
-        c = llm.complete(req.messages, **req.params)
-        assert c.top_logprobs
+def test_every_original_method_runs_end_to_end_on_llama_cpp(local_llm_server):
+    llm = local_llm_server.llm
+    t = 20  # max_passage_tokens: short prompts, the model is only exercised
+    joint = {"block_size": 3, "replicas": 2, "max_passage_tokens": t}
+    methods = {
+        "listwise sliding first-token": ListwiseRanker(
+            llm, prompt="first-token", window_size=3, step=2, max_passage_tokens=t
+        ),
+        "listwise single relevant-only": ListwiseRanker(
+            llm, prompt="relevant-only", mode="single", max_passage_tokens=t
+        ),
+        "jointrank relevant-only (default aggregator)": JointRanker(llm, **joint),
+        "jointrank rankgpt, pagerank": JointRanker(
+            llm, prompt="rankgpt", aggregator="pagerank", **joint
+        ),
+        "jointrank first-token, bradley-terry": JointRanker(
+            llm, prompt="first-token", aggregator="bradley_terry", **joint
+        ),
+        "llm pointwise": LLMPointwiseRanker(llm, max_passage_tokens=t),
+    }
+    n = len(PASSAGES)
+    for name, ranker in methods.items():
+        r = ranker.rank("What is the capital of France?", PASSAGES)
+        assert sorted(r.order) == list(range(n)), name
+        assert list(r.scores) == sorted(r.scores, reverse=True), name
+        u = r.usage
+        assert u.llm_calls > 0 and u.prompt_tokens > 0 and u.failed_calls == 0, (name, u)
+        if name.startswith("jointrank"):
+            assert u.depth >= 1 and u.llm_calls >= ranker.coverage(n).blocks, (name, u)
+    # the first-token variants really received first-token alternatives
+    req = ListwiseRanker(llm, prompt="first-token").prompt.build("q", ["a", "b"])
+    c = llm.complete(req.messages, **req.params)
+    assert c.top_logprobs

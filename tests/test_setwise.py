@@ -27,15 +27,11 @@ DOCS = [f"doc {i} text" for i in range(40)]
 GOLD = sorted(range(40), key=lambda i: -STRENGTH[i])
 
 
-def rel(text):
-    return STRENGTH[int(re.search(r"doc (\d+)", text).group(1))]
-
-
 @pytest.mark.parametrize("method", ["heapsort", "bubblesort"])
 @pytest.mark.parametrize("block_size", [3, 4, 8])
 @pytest.mark.parametrize("scoring", ["generation", "logprobs"])
 def test_finds_the_top_k(relevance_oracle, method, block_size, scoring):
-    llm = FakeLLM(relevance_oracle(rel))
+    llm = FakeLLM(relevance_oracle(STRENGTH))
     r = SetwiseRanker(llm, method=method, block_size=block_size, scoring=scoring, sort_depth=6).rank("q", DOCS)
     assert list(r.order[:6]) == GOLD[:6]
     head = set(r.order[:6])
@@ -60,7 +56,7 @@ def test_heapsort_costs_about_what_the_paper_reports(relevance_oracle):
 
 
 def test_a_listwise_prompt_object_can_be_the_judge(relevance_oracle):
-    r = SetwiseRanker(FakeLLM(relevance_oracle(rel)), prompt=FirstTokenPrompt(), block_size=5).rank("q", DOCS[:12])
+    r = SetwiseRanker(FakeLLM(relevance_oracle(STRENGTH)), prompt=FirstTokenPrompt(), block_size=5).rank("q", DOCS[:12])
     assert list(r.order[:5]) == sorted(range(12), key=lambda i: -STRENGTH[i])[:5]
 
 
@@ -120,7 +116,7 @@ def test_failures_decide_by_first_stage_order(caplog):
 
 
 def test_some_failures_still_sort(relevance_oracle):
-    good = relevance_oracle(rel)
+    good = relevance_oracle(STRENGTH)
     calls = {"n": 0}
 
     def sometimes(messages, **params):
@@ -151,7 +147,7 @@ def test_unusable_answers():
 
 @pytest.mark.parametrize("method", ["heapsort", "bubblesort"])
 def test_small_inputs_and_groups_larger_than_n(relevance_oracle, method):
-    ranker = SetwiseRanker(FakeLLM(relevance_oracle(rel)), method=method, block_size=8)
+    ranker = SetwiseRanker(FakeLLM(relevance_oracle(STRENGTH)), method=method, block_size=8)
     assert ranker.rank("q", []).order == ()
     assert ranker.rank("q", ["x"]).order == (0,)
     r2 = ranker.rank("q", [DOCS[0], DOCS[1]])
@@ -162,7 +158,7 @@ def test_small_inputs_and_groups_larger_than_n(relevance_oracle, method):
 
 def test_sync_and_async_agree(relevance_oracle):
     for method in ("heapsort", "bubblesort"):
-        ranker = SetwiseRanker(FakeLLM(relevance_oracle(rel)), method=method)
+        ranker = SetwiseRanker(FakeLLM(relevance_oracle(STRENGTH)), method=method)
         a, b = ranker.rank("q", DOCS), asyncio.run(ranker.arank("q", DOCS))
         assert a.order == b.order and a.usage.depth == b.usage.depth
 

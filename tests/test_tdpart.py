@@ -20,17 +20,13 @@ def docs(order):
     return [f"doc {i} text" for i in order]
 
 
-def rel(text):
-    return STRENGTH[int(re.search(r"doc (\d+)", text).group(1))]
-
-
 def back(cands, ranking):
     return [cands[i] for i in ranking.order]
 
 
 def test_good_first_stage_costs_seven_calls_in_three_rounds(relevance_oracle):
     first = GOLD[:8] + GOLD[12:] + GOLD[8:12]  # ranks 9-12 retrieved late
-    llm = FakeLLM(relevance_oracle(rel))
+    llm = FakeLLM(relevance_oracle(STRENGTH))
     r = TDPartRanker(llm).rank("q", docs(first))
     got = back(first, r)
     assert got[:11] == GOLD[:11]
@@ -42,7 +38,7 @@ def test_good_first_stage_costs_seven_calls_in_three_rounds(relevance_oracle):
 
 def test_random_first_stage_still_sorts_the_head(relevance_oracle):
     first = list(range(100))
-    r = TDPartRanker(FakeLLM(relevance_oracle(rel))).rank("q", docs(first))
+    r = TDPartRanker(FakeLLM(relevance_oracle(STRENGTH))).rank("q", docs(first))
     got = back(first, r)
     assert got[:11] == GOLD[:11]
     assert r.usage.depth % 2 == 1 and r.usage.depth <= 2 * 10 + 1
@@ -52,7 +48,7 @@ def test_random_first_stage_still_sorts_the_head(relevance_oracle):
 
 def test_settled_groups_are_ordered_best_first(relevance_oracle):
     first = list(range(100))
-    r = TDPartRanker(FakeLLM(relevance_oracle(rel)), block_size=10, sort_depth=3).rank("q", docs(first))
+    r = TDPartRanker(FakeLLM(relevance_oracle(STRENGTH)), block_size=10, sort_depth=3).rank("q", docs(first))
     got = back(first, r)
     assert got[:4] == GOLD[:4]
     assert r.usage.depth > 3  # several partition rounds, each settling a group
@@ -103,7 +99,7 @@ def test_failures_keep_first_stage_order(caplog):
 
 
 def test_small_inputs(relevance_oracle):
-    ranker = TDPartRanker(FakeLLM(relevance_oracle(rel)), block_size=5, sort_depth=2)
+    ranker = TDPartRanker(FakeLLM(relevance_oracle(STRENGTH)), block_size=5, sort_depth=2)
     assert ranker.rank("q", []).order == () and ranker.rank("q", ["x"]).order == (0,)
     two = ranker.rank("q", docs([0, 1]))
     assert two.order == ((1, 0) if STRENGTH[1] > STRENGTH[0] else (0, 1)) and two.usage.llm_calls == 1
@@ -112,7 +108,7 @@ def test_small_inputs(relevance_oracle):
 
 
 def test_sync_and_async_agree(relevance_oracle):
-    ranker = TDPartRanker(FakeLLM(relevance_oracle(rel)))
+    ranker = TDPartRanker(FakeLLM(relevance_oracle(STRENGTH)))
     a, b = ranker.rank("q", docs(range(100))), asyncio.run(ranker.arank("q", docs(range(100))))
     assert a.order == b.order and a.usage.depth == b.usage.depth
 

@@ -19,10 +19,6 @@ DOCS = [f"doc {i} text" for i in range(100)]
 GOLD = sorted(range(100), key=lambda i: -STRENGTH[i])
 
 
-def rel(text):
-    return STRENGTH[int(re.search(r"doc (\d+)", text).group(1))]
-
-
 def test_schedule_arithmetic():
     assert halving_stages(100) == [50, 25, 13, 7, 4, 2, 1]
     assert halving_stages(2) == [1] and halving_stages(1) == []
@@ -34,7 +30,7 @@ def test_schedule_arithmetic():
 
 @pytest.mark.parametrize("tournaments", [1, 3])
 def test_calls_and_rounds(relevance_oracle, tournaments):
-    llm = FakeLLM(relevance_oracle(rel))
+    llm = FakeLLM(relevance_oracle(STRENGTH))
     r = TourRanker(llm, tournaments=tournaments).rank("q", DOCS)
     # halving from 100 with groups of <= 20: 5 + 3 + 2 + 1 + 1 + 1 + 1 groups, 7 stages
     assert r.usage.llm_calls == 14 * tournaments == len(llm.calls)
@@ -46,18 +42,18 @@ def test_calls_and_rounds(relevance_oracle, tournaments):
 
 
 def test_the_paper_schedule(relevance_oracle):
-    r = TourRanker(FakeLLM(relevance_oracle(rel)), tournaments=1, stages=(50, 20, 10, 5, 2)).rank("q", DOCS)
+    r = TourRanker(FakeLLM(relevance_oracle(STRENGTH)), tournaments=1, stages=(50, 20, 10, 5, 2)).rank("q", DOCS)
     assert r.usage.depth == 5 and r.usage.llm_calls == 5 + 3 + 1 + 1 + 1
     assert set(r.order[:2]) == set(GOLD[:2]) and set(r.order[:10]) == set(GOLD[:10])
 
 
 def test_groups_mix_pool_ranks_and_are_shuffled(relevance_oracle):
-    llm = FakeLLM(relevance_oracle(rel))
+    llm = FakeLLM(relevance_oracle(STRENGTH))
     TourRanker(llm, seed=3).rank("q", DOCS)
     first = [int(d) for d in re.findall(r"(?m)^\[\d+\] doc (\d+)", llm.calls[0][0][-1]["content"])]
     assert sorted(first) == list(range(0, 100, 5))  # group 0 gets pool ranks 0, 5, 10, ...
     assert first != sorted(first)  # shown shuffled
-    again = FakeLLM(relevance_oracle(rel))
+    again = FakeLLM(relevance_oracle(STRENGTH))
     TourRanker(again, seed=3).rank("q", DOCS)
     assert [m for m, _ in again.calls] == [m for m, _ in llm.calls]  # same seed, same prompts
 
@@ -72,7 +68,7 @@ def test_the_prompt_asks_for_m():
 
 
 def test_a_listwise_prompt_works_too(relevance_oracle):
-    r = TourRanker(FakeLLM(relevance_oracle(rel)), prompt=RankGPTPrompt()).rank("q", DOCS[:30])
+    r = TourRanker(FakeLLM(relevance_oracle(STRENGTH)), prompt=RankGPTPrompt()).rank("q", DOCS[:30])
     assert r.order[0] == sorted(range(30), key=lambda i: -STRENGTH[i])[0]
 
 
@@ -102,7 +98,7 @@ def test_failures_advance_the_first_retrieved(caplog):
 
 
 def test_small_inputs(relevance_oracle):
-    ranker = TourRanker(FakeLLM(relevance_oracle(rel)), tournaments=2)
+    ranker = TourRanker(FakeLLM(relevance_oracle(STRENGTH)), tournaments=2)
     assert ranker.rank("q", []).order == () and ranker.rank("q", ["x"]).order == (0,)
     two = ranker.rank("q", [DOCS[0], DOCS[1]])
     assert two.order == ((1, 0) if STRENGTH[1] > STRENGTH[0] else (0, 1))
@@ -110,7 +106,7 @@ def test_small_inputs(relevance_oracle):
 
 
 def test_sync_and_async_agree(relevance_oracle):
-    ranker = TourRanker(FakeLLM(relevance_oracle(rel)), tournaments=3)
+    ranker = TourRanker(FakeLLM(relevance_oracle(STRENGTH)), tournaments=3)
     a, b = ranker.rank("q", DOCS), asyncio.run(ranker.arank("q", DOCS))
     assert a.order == b.order and a.scores == b.scores
 

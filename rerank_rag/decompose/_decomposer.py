@@ -168,6 +168,14 @@ def _parse_gate(text: str) -> bool | None:
     return None
 
 
+async def _verdict(answer: Any) -> bool | Exception:
+    """An async gate's verdict, or the exception awaiting it raised."""
+    try:
+        return bool(await answer)
+    except Exception as exc:  # noqa: BLE001 - judged in Decomposer._plan
+        return exc
+
+
 @dataclass(slots=True)
 class _Answer:
     """What the plan found out (the LLM part of one decomposition)."""
@@ -376,8 +384,11 @@ class Decomposer:
             answer.raw, answer.error,
         )
 
-    def decompose(self, question: str) -> Decomposition:
-        """Decompose ``question`` (sync). Raises ``ValueError`` for an empty question."""
+    def _start(self, question: str) -> Decomposition | tuple[str, str, float, Usage, Any]:
+        """Check ``question``; a cached decomposition, or what the plan starts from:
+        ``(question, key, t0, usage, gate_says)``. ``gate_says`` is the callable gate's
+        verdict (``None`` without one, or the exception it raised); for an async gate,
+        an awaitable of that verdict, for the caller to await its own way."""
         question = check_query(question)
         key = question_key(question)
         cached = self._cached(question, key)
@@ -387,33 +398,32 @@ class Decomposer:
         gate_says: Any = None
         if callable(self.gate):
             try:
-                gate_says = self.gate(question)
-                if inspect.isawaitable(gate_says):
-                    gate_says = run_sync(gate_says)
-                gate_says = bool(gate_says)
+                said = self.gate(question)
+                gate_says = _verdict(said) if inspect.isawaitable(said) else bool(said)
             except Exception as exc:  # noqa: BLE001 - judged in _plan
                 gate_says = exc
-        plan = self._plan(question, usage, gate_says)
-        return self._finish(question, key, run_plan(plan, self.llm, usage), usage, t0)
+        return question, key, t0, usage, gate_says
+
+    def decompose(self, question: str) -> Decomposition:
+        """Decompose ``question`` (sync). Raises ``ValueError`` for an empty question."""
+        started = self._start(question)
+        if isinstance(started, Decomposition):  # a cache hit
+            return started
+        question, key, t0, usage, gate_says = started
+        if inspect.isawaitable(gate_says):
+            gate_says = run_sync(gate_says)
+        answer = run_plan(self._plan(question, usage, gate_says), self.llm, usage)
+        return self._finish(question, key, answer, usage, t0)
 
     async def adecompose(self, question: str) -> Decomposition:
         """Async twin of :meth:`decompose`."""
-        question = check_query(question)
-        key = question_key(question)
-        cached = self._cached(question, key)
-        if cached is not None:
-            return cached
-        t0, usage = time.perf_counter(), Usage()
-        gate_says: Any = None
-        if callable(self.gate):
-            try:
-                gate_says = self.gate(question)
-                if inspect.isawaitable(gate_says):
-                    gate_says = await gate_says
-                gate_says = bool(gate_says)
-            except Exception as exc:  # noqa: BLE001 - judged in _plan
-                gate_says = exc
-        plan = self._plan(question, usage, gate_says)
-        return self._finish(question, key, await arun_plan(plan, self.llm, usage), usage, t0)
+        started = self._start(question)
+        if isinstance(started, Decomposition):  # a cache hit
+            return started
+        question, key, t0, usage, gate_says = started
+        if inspect.isawaitable(gate_says):
+            gate_says = await gate_says
+        answer = await arun_plan(self._plan(question, usage, gate_says), self.llm, usage)
+        return self._finish(question, key, answer, usage, t0)
 
     __call__ = decompose

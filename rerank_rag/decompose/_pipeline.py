@@ -38,6 +38,7 @@ from .._errors import RerankRagError
 from .._ranker import check_query
 from .._retrieval import Retriever, as_retriever
 from .._types import Candidate, Ranking, Usage, check_top_n
+from ..adapters import arank, checked_ranking
 from ._decomposer import Decomposition, describe, is_permanent
 from ._function import as_decomposer
 from ._merge import MERGE_METHODS, PooledCandidate, id_conflicts, merge_results
@@ -100,16 +101,6 @@ def _check_positive(name: str, value: object, allow_none: bool = False) -> None:
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
     if value <= 0:
         raise ValueError(f"{name} must be positive, got {value}")
-
-
-def _validate_ranking(ranking: Any, n: int) -> Ranking:
-    """A ranker's answer must be a Ranking of distinct in-range positions."""
-    if not isinstance(ranking, Ranking):
-        raise TypeError(f"ranker returned {type(ranking).__name__}, expected a Ranking")
-    order = ranking.order
-    if len(set(order)) != len(order) or any(not 0 <= i < n for i in order):
-        raise ValueError(f"ranker returned an invalid order over {n} candidates: {order!r}")
-    return ranking
 
 
 # The three slow calls the pipeline yields (and what the drivers send back).
@@ -355,7 +346,7 @@ class DecomposeRetrieveRerank:
         assert isinstance(call, _Rerank)
         try:
             ranked = self.ranker.rank(call.question, list(call.candidates), top_n=self.top_n)
-            return _validate_ranking(ranked, len(call.candidates))
+            return checked_ranking(ranked, len(call.candidates), "candidates")
         except Exception as exc:  # noqa: BLE001 - judged in _steps
             return exc
 
@@ -389,11 +380,8 @@ class DecomposeRetrieveRerank:
         assert isinstance(call, _Rerank)
         cands = list(call.candidates)
         try:
-            if callable(getattr(self.ranker, "arank", None)):
-                ranked = await self.ranker.arank(call.question, cands, top_n=self.top_n)
-            else:
-                ranked = await asyncio.to_thread(self.ranker.rank, call.question, cands, self.top_n)
-            return _validate_ranking(ranked, len(cands))
+            ranked = await arank(self.ranker, call.question, cands, self.top_n)
+            return checked_ranking(ranked, len(cands), "candidates")
         except Exception as exc:  # noqa: BLE001 - judged in _steps
             return exc
 

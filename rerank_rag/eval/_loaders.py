@@ -37,6 +37,7 @@ from typing import Any, Union
 
 from .._types import Candidate
 from ._data import DataNotFoundError, EvalQuery, RerankDataset, _open_text, load_qrels, load_topics
+from ._trec import run_lines, trec_eval_sorted
 
 __all__ = [
     "FORMATS",
@@ -342,27 +343,12 @@ def _trec_blocks(path: Path) -> Iterator[tuple[str, list[tuple[str, float]]]]:
     qid: str | None = None
     rows: list[tuple[str, float]] = []
 
-    def flush() -> tuple[str, list[tuple[str, float]]]:
-        ordered = sorted(rows, key=lambda e: e[0], reverse=True)
-        ordered.sort(key=lambda e: e[1], reverse=True)
-        return qid, ordered  # type: ignore[return-value]
-
     seen: set[str] = set()
     with _open_text(path) as f:
-        for lineno, line in enumerate(f, 1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) < 6:
-                raise ValueError(f"{path}:{lineno}: expected 'qid Q0 docid rank score tag', got {line.strip()!r}")
-            q, _, docid, _, score_s = parts[:5]
-            try:
-                score = float(score_s)
-            except ValueError:
-                raise ValueError(f"{path}:{lineno}: score must be a number, got {score_s!r}") from None
+        for lineno, q, docid, _, score in run_lines(path, f):
             if q != qid:
                 if qid is not None:
-                    yield flush()
+                    yield qid, trec_eval_sorted(rows)
                     done.add(qid)
                 if q in done:
                     raise ValueError(
@@ -375,7 +361,7 @@ def _trec_blocks(path: Path) -> Iterator[tuple[str, list[tuple[str, float]]]]:
             seen.add(docid)
             rows.append((docid, score))
     if qid is not None:
-        yield flush()
+        yield qid, trec_eval_sorted(rows)
 
 
 def _trec_queries(

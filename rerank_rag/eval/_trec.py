@@ -11,9 +11,9 @@ from __future__ import annotations
 import io
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Union
+from typing import IO, Any, TypeVar, Union
 
 __all__ = ["Run", "read_run", "write_run", "run_to_lists"]
 
@@ -21,6 +21,8 @@ __all__ = ["Run", "read_run", "write_run", "run_to_lists"]
 Run = dict[str, list[tuple[str, float]]]
 
 PathLike = Union[str, "os.PathLike[str]"]
+
+E = TypeVar("E", bound=tuple[Any, ...])
 
 
 def read_run(path: PathLike, *, order: str = "trec_eval") -> Run:
@@ -41,18 +43,11 @@ def read_run(path: PathLike, *, order: str = "trec_eval") -> Run:
     rows: dict[str, list[tuple[str, float, int, int]]] = {}
     seen: set[tuple[str, str]] = set()
     with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) < 6:
-                raise ValueError(f"{path}:{lineno}: expected 'qid Q0 docid rank score tag', got {line.strip()!r}")
-            qid, _, docid, rank_s, score_s = parts[:5]
+        for lineno, qid, docid, rank_s, score in run_lines(path, f):
             try:
                 rank = int(rank_s)
-                score = float(score_s)
             except ValueError:
-                raise ValueError(f"{path}:{lineno}: rank must be an int and score a number: {line.strip()!r}") from None
+                raise ValueError(f"{path}:{lineno}: rank must be an int, got {rank_s!r}") from None
             if (qid, docid) in seen:
                 raise ValueError(f"{path}:{lineno}: document {docid!r} appears twice for query {qid!r}")
             seen.add((qid, docid))
@@ -60,13 +55,36 @@ def read_run(path: PathLike, *, order: str = "trec_eval") -> Run:
     run: Run = {}
     for qid, entries in rows.items():
         if order == "trec_eval":
-            # score descending, then docid descending (trec_eval's comparison)
-            entries = sorted(entries, key=lambda e: e[0], reverse=True)
-            entries = sorted(entries, key=lambda e: e[1], reverse=True)
+            entries = trec_eval_sorted(entries)
         elif order == "rank":
             entries = sorted(entries, key=lambda e: (e[2], e[3]))
         run[qid] = [(d, s) for d, s, _, _ in entries]
     return run
+
+
+def run_lines(path: PathLike, lines: Iterable[str]) -> Iterator[tuple[int, str, str, str, float]]:
+    """``(lineno, qid, docid, rank, score)`` for each non-blank line of a TREC run read
+    as ``lines`` (the rank column as written); ValueError naming ``path`` and the line
+    for fewer than 6 columns or a score that is not a number."""
+    for lineno, line in enumerate(lines, 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) < 6:
+            raise ValueError(f"{path}:{lineno}: expected 'qid Q0 docid rank score tag', got {line.strip()!r}")
+        qid, _, docid, rank_s, score_s = parts[:5]
+        try:
+            score = float(score_s)
+        except ValueError:
+            raise ValueError(f"{path}:{lineno}: score must be a number, got {score_s!r}") from None
+        yield lineno, qid, docid, rank_s, score
+
+
+def trec_eval_sorted(entries: Iterable[E]) -> list[E]:
+    """``entries`` (docid first, score second) in the order trec_eval evaluates them:
+    score descending, ties by docid descending."""
+    by_docid = sorted(entries, key=lambda e: e[0], reverse=True)
+    return sorted(by_docid, key=lambda e: e[1], reverse=True)
 
 
 def run_to_lists(run: Mapping[str, Sequence[tuple[str, float]] | Sequence[str]]) -> dict[str, list[str]]:

@@ -61,6 +61,7 @@ __all__ = [
     "AGGREGATORS",
     "Aggregator",
     "get_aggregator",
+    "aggregator_name",
     "order_from_scores",
     "DEFAULT_AGGREGATOR",
 ]
@@ -337,6 +338,14 @@ def get_aggregator(aggregator: str | Aggregator) -> Aggregator:
             f"unknown aggregator {aggregator!r}; choose one of {', '.join(AGGREGATORS)}"
         )
     return fn
+
+
+def aggregator_name(aggregator: str | Aggregator) -> str:
+    """How an aggregator is shown in ``repr`` and ``to_config``: the name as given, a
+    callable's ``__name__`` (or its type's name)."""
+    if isinstance(aggregator, str):
+        return aggregator
+    return getattr(aggregator, "__name__", type(aggregator).__name__)
 
 
 def _tie_key(s: float) -> float:

@@ -17,7 +17,7 @@ from .._ranker import PlanRanker, Result, raise_if_permanent
 from .._relevance import judged, judges_relevance as prompt_judges_relevance, positional
 from .._types import Candidate, Usage, check_int
 from ..llm._base import Completion, LLMRequest
-from ._aggregators import Aggregator, get_aggregator, order_from_scores
+from ._aggregators import Aggregator, aggregator_name, get_aggregator, order_from_scores
 from ._comparisons import Comparisons
 from ._designs import BlockDesign, Coverage, connected_components, coverage_stats, get_design
 
@@ -154,11 +154,7 @@ class JointRanker(PlanRanker):
         self.replicas = replicas
         self.design = get_design(design, replicas)
         self.aggregator = get_aggregator(aggregator)
-        self.aggregator_name = (
-            aggregator
-            if isinstance(aggregator, str)
-            else getattr(aggregator, "__name__", type(aggregator).__name__)
-        )
+        self.aggregator_name = aggregator_name(aggregator)
         self.seed = seed
         self.max_block_retries = max_block_retries
         self.strict = bool(strict)

@@ -25,7 +25,7 @@ from .._ranker import Result
 from .._protocols import WindowPrompt
 from .._subplans import SubPlan
 from .._types import Candidate, Usage
-from ..jointrank._aggregators import Aggregator, get_aggregator, order_from_scores
+from ..jointrank._aggregators import Aggregator, aggregator_name, get_aggregator, order_from_scores
 from ..jointrank._comparisons import Comparisons
 from ..listwise._prompts import DEFAULT_MAX_QUERY_TOKENS
 from ..llm._adapt import as_backend
@@ -114,9 +114,7 @@ class PairwiseRanker(FamilyRanker):
         self.sort_depth = check_int("sort_depth", sort_depth, 1)
         self.scoring = check_choice("scoring", scoring, SCORINGS)
         self.aggregator = get_aggregator(aggregator)
-        self.aggregator_name = (
-            aggregator if isinstance(aggregator, str) else getattr(aggregator, "__name__", "custom")
-        )
+        self.aggregator_name = aggregator_name(aggregator)
         kw = self._settings(strict, id_style, max_passage_tokens, max_query_tokens)
         self.prompt: WindowPrompt = resolve_prompt(
             prompt, lambda: PickBestPrompt(scoring=self.scoring, **kw)

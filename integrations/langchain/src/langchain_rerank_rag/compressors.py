@@ -26,6 +26,13 @@ from langchain_core.runnables.config import set_config_context
 from pydantic import ConfigDict, Field
 
 from rerank_rag import Candidate, Ranking
+from rerank_rag.adapters import (
+    arank,
+    as_ranker,
+    checked_ranking,
+    pointwise_ranker,
+    wrap_or_build,
+)
 
 from .prompts import as_window_prompt
 
@@ -42,52 +49,23 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-def as_ranker(obj: Any) -> Any:
-    """A core ranker: an object with ``rank`` is used as is, a ``Scorer`` (``score``)
-    is wrapped in :class:`rerank_rag.PointwiseRanker`; anything else raises."""
-    if callable(getattr(obj, "rank", None)):
-        return obj
-    if callable(getattr(obj, "score", None)):
-        from rerank_rag import PointwiseRanker
-
-        return PointwiseRanker(obj)
-    raise TypeError(
-        f"ranker must have rank(query, candidates, top_n) (any rerank-rag ranker) or "
-        f"score(query, passages) (a Scorer), got {type(obj).__name__}"
-    )
-
-
-def checked(ranking: Any, n: int) -> Ranking:
-    """A ranker's answer must be a Ranking of distinct positions into the ``n`` inputs."""
-    if not isinstance(ranking, Ranking):
-        raise TypeError(f"the ranker returned {type(ranking).__name__}, expected a Ranking")
-    if len(set(ranking.order)) != len(ranking.order) or not all(0 <= i < n for i in ranking.order):
-        raise ValueError(f"the ranker returned an invalid order over {n} documents: "
-                         f"{ranking.order}")
-    return ranking
-
-
 def rank_in_context(ranker: Any, query: str, cands: list[Candidate], top_n: int | None,
                     callbacks: Callbacks) -> Ranking:
     """``ranker.rank`` with ``callbacks`` as the child-run config of every LLM call."""
     if callbacks is None:
-        return checked(ranker.rank(query, cands, top_n=top_n), len(cands))
+        return checked_ranking(ranker.rank(query, cands, top_n=top_n), len(cands))
     with set_config_context({"callbacks": callbacks}) as ctx:
-        return checked(ctx.run(ranker.rank, query, cands, top_n=top_n), len(cands))
+        return checked_ranking(ctx.run(ranker.rank, query, cands, top_n=top_n), len(cands))
 
 
 async def arank_in_context(ranker: Any, query: str, cands: list[Candidate], top_n: int | None,
                            callbacks: Callbacks) -> Ranking:
     """Async twin of :func:`rank_in_context` (``arank``, or ``rank`` in a thread)."""
-    arank = getattr(ranker, "arank", None)
-    if callable(arank):
-        coro = arank(query, cands, top_n=top_n)
-    else:
-        coro = asyncio.to_thread(ranker.rank, query, cands, top_n=top_n)
+    coro = arank(ranker, query, cands, top_n)
     if callbacks is None:
-        return checked(await coro, len(cands))
+        return checked_ranking(await coro, len(cands))
     with set_config_context({"callbacks": callbacks}) as ctx:
-        return checked(await asyncio.create_task(coro, context=ctx), len(cands))
+        return checked_ranking(await asyncio.create_task(coro, context=ctx), len(cands))
 
 
 def to_candidates(documents: Sequence[Document]) -> list[Candidate]:
@@ -126,15 +104,9 @@ class RerankRagCompressor(BaseDocumentCompressor):
     _core: ClassVar[str | None] = None
 
     def model_post_init(self, context: Any, /) -> None:
-        if self._core is None:
-            if self.ranker is None:
-                raise TypeError("RerankRagCompressor needs ranker=<a rerank-rag ranker or Scorer>")
-            self.ranker = as_ranker(self.ranker)
-        elif self.ranker is not None:
-            raise ValueError(f"{type(self).__name__} builds its own ranker; to wrap a ranker "
-                             "object use RerankRagCompressor(ranker=...)")
-        else:
-            self.ranker = self._build()
+        build = None if self._core is None else self._build
+        self.ranker = wrap_or_build(self.ranker, build, generic="RerankRagCompressor",
+                                    name=type(self).__name__)
 
     def _build(self) -> Any:
         import rerank_rag
@@ -242,27 +214,5 @@ class PointwiseRerank(RerankRagCompressor):
     strict: bool = False
 
     def _build(self) -> Any:
-        from rerank_rag import LLMPointwiseRanker, PointwiseRanker
-
-        if self.llm is not None:
-            if self.scorer is not None:
-                raise ValueError("give either scorer or llm, not both")
-            return LLMPointwiseRanker(
-                self.llm, max_passage_tokens=self.max_passage_tokens, strict=self.strict
-            )
-        return PointwiseRanker(make_scorer(self.scorer), batch_size=self.batch_size)
-
-
-def make_scorer(scorer: Any) -> Any:
-    """A ``Scorer`` from a name (``"minilm"``, the default; ``"bm25"``) or an object."""
-    from rerank_rag import BM25Scorer, MiniLMScorer
-
-    names = {"minilm": MiniLMScorer, "bm25": BM25Scorer}
-    if scorer is None or isinstance(scorer, str):
-        key = (scorer or "minilm").lower()
-        if key not in names:
-            raise ValueError(f"unknown scorer {scorer!r}: use one of {sorted(names)} or a Scorer")
-        return names[key]()
-    if not callable(getattr(scorer, "score", None)):
-        raise TypeError(f"scorer must have score(query, passages), got {type(scorer).__name__}")
-    return scorer
+        return pointwise_ranker(self.scorer, self.llm, batch_size=self.batch_size,
+                                max_passage_tokens=self.max_passage_tokens, strict=self.strict)

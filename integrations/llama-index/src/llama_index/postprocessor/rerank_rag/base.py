@@ -10,7 +10,6 @@ mutated). Without ``llm`` the LLM presets use ``Settings.llm``, as ``LLMRerank``
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, ClassVar, Literal
 
 from llama_index.core import Settings
@@ -21,7 +20,14 @@ from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRan
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
-from rerank_rag import Candidate, Ranking
+from rerank_rag import Candidate
+from rerank_rag.adapters import (
+    arank,
+    as_ranker,
+    checked_ranking,
+    pointwise_ranker,
+    wrap_or_build,
+)
 
 from ._serialize import llm_from_dict, llm_to_dict
 
@@ -36,30 +42,6 @@ __all__ = [
 
 dispatcher = get_dispatcher(__name__)
 RETRIEVAL_SCORE_KEY = "retrieval_score"
-
-
-def as_ranker(obj: Any) -> Any:
-    """A core ranker: an object with ``rank`` is used as is, a ``Scorer`` (``score``)
-    is wrapped in :class:`rerank_rag.PointwiseRanker`; anything else raises."""
-    if callable(getattr(obj, "rank", None)):
-        return obj
-    if callable(getattr(obj, "score", None)):
-        from rerank_rag import PointwiseRanker
-
-        return PointwiseRanker(obj)
-    raise TypeError(
-        f"ranker must have rank(query, candidates, top_n) (any rerank-rag ranker) or "
-        f"score(query, passages) (a Scorer), got {type(obj).__name__}"
-    )
-
-
-def checked(ranking: Any, n: int) -> Ranking:
-    """A ranker's answer must be a Ranking of distinct positions into the ``n`` inputs."""
-    if not isinstance(ranking, Ranking):
-        raise TypeError(f"the ranker returned {type(ranking).__name__}, expected a Ranking")
-    if len(set(ranking.order)) != len(ranking.order) or not all(0 <= i < n for i in ranking.order):
-        raise ValueError(f"the ranker returned an invalid order over {n} nodes: {ranking.order}")
-    return ranking
 
 
 def node_text(n: NodeWithScore, mode: MetadataMode) -> str:
@@ -104,16 +86,9 @@ class RerankRagPostprocessor(BaseNodePostprocessor):
     _core: ClassVar[str | None] = None
 
     def model_post_init(self, context: Any, /) -> None:
-        if self._core is None:
-            if self.ranker is None:
-                raise TypeError("RerankRagPostprocessor needs ranker=<a rerank-rag ranker "
-                                "or Scorer>")
-            self.ranker = as_ranker(self.ranker)
-        elif self.ranker is not None:
-            raise ValueError(f"{type(self).__name__} builds its own ranker; to wrap a ranker "
-                             "object use RerankRagPostprocessor(ranker=...)")
-        else:
-            self.ranker = self._build()
+        build = None if self._core is None else self._build
+        self.ranker = wrap_or_build(self.ranker, build, generic="RerankRagPostprocessor",
+                                    name=type(self).__name__)
 
     def _build(self) -> Any:
         import rerank_rag
@@ -147,51 +122,51 @@ class RerankRagPostprocessor(BaseNodePostprocessor):
             raise ValueError(f"{self.class_name()} needs a query: pass query_bundle or query_str")
         return query_bundle.query_str
 
-    def _start(self, nodes: list[NodeWithScore], query_bundle: QueryBundle) -> list[Candidate]:
+    def _start(
+        self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None
+    ) -> tuple[str, list[Candidate], dict[str, Any]] | None:
+        """The query (checked first), the candidates and the callback payload; the start
+        event is emitted. ``None`` for no nodes (no event)."""
+        query = self._query(query_bundle)
+        if not nodes:
+            return None
         dispatcher.event(ReRankStartEvent(
             query=query_bundle, nodes=nodes, top_n=self.top_n or len(nodes),
             model_name=self.class_name(),
         ))
-        return [Candidate(text=node_text(n, self.metadata_mode), id=n.node.node_id) for n in nodes]
+        cands = [Candidate(text=node_text(n, self.metadata_mode), id=n.node.node_id) for n in nodes]
+        payload = {
+            EventPayload.NODES: nodes, EventPayload.MODEL_NAME: self.class_name(),
+            EventPayload.QUERY_STR: query, EventPayload.TOP_K: self.top_n,
+        }
+        return query, cands, payload
 
     def _finish(self, nodes: list[NodeWithScore], ranking: Any, event: Any) -> list[NodeWithScore]:
         out = [_rescored(nodes[i], s, self.keep_retrieval_score)
-               for i, s in checked(ranking, len(nodes))]
+               for i, s in checked_ranking(ranking, len(nodes), "nodes")]
         event.on_end(payload={EventPayload.NODES: out})
         dispatcher.event(ReRankEndEvent(nodes=out))
         return out
 
-    def _payload(self, nodes: list[NodeWithScore], query: str) -> dict[str, Any]:
-        return {
-            EventPayload.NODES: nodes, EventPayload.MODEL_NAME: self.class_name(),
-            EventPayload.QUERY_STR: query, EventPayload.TOP_K: self.top_n,
-        }
-
     def _postprocess_nodes(
         self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
     ) -> list[NodeWithScore]:
-        nodes, query = list(nodes), self._query(query_bundle)
-        if not nodes:
+        nodes = list(nodes)
+        if (started := self._start(nodes, query_bundle)) is None:
             return []
-        cands = self._start(nodes, query_bundle)  # type: ignore[arg-type]
-        payload = self._payload(nodes, query)
+        query, cands, payload = started
         with self.callback_manager.event(CBEventType.RERANKING, payload=payload) as ev:
             return self._finish(nodes, self.ranker.rank(query, cands, top_n=self.top_n), ev)
 
     async def _apostprocess_nodes(
         self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
     ) -> list[NodeWithScore]:
-        nodes, query = list(nodes), self._query(query_bundle)
-        if not nodes:
+        nodes = list(nodes)
+        if (started := self._start(nodes, query_bundle)) is None:
             return []
-        cands = self._start(nodes, query_bundle)  # type: ignore[arg-type]
-        payload = self._payload(nodes, query)
+        query, cands, payload = started
         with self.callback_manager.event(CBEventType.RERANKING, payload=payload) as ev:
-            if callable(getattr(self.ranker, "arank", None)):
-                ranking = await self.ranker.arank(query, cands, top_n=self.top_n)
-            else:
-                ranking = await asyncio.to_thread(self.ranker.rank, query, cands, top_n=self.top_n)
-            return self._finish(nodes, ranking, ev)
+            return self._finish(nodes, await arank(self.ranker, query, cands, self.top_n), ev)
 
 
 class ListwiseRerank(RerankRagPostprocessor):
@@ -264,18 +239,5 @@ class PointwiseRerank(RerankRagPostprocessor):
         return "RerankRagPointwiseRerank"
 
     def _build(self) -> Any:
-        from rerank_rag import BM25Scorer, LLMPointwiseRanker, MiniLMScorer, PointwiseRanker
-
-        if self.llm is not None:
-            if self.scorer is not None:
-                raise ValueError("give either scorer or llm, not both")
-            return LLMPointwiseRanker(self.llm, max_passage_tokens=self.max_passage_tokens,
-                                      strict=self.strict)
-        scorer = self.scorer
-        if scorer is None or isinstance(scorer, str):
-            names = {"minilm": MiniLMScorer, "bm25": BM25Scorer}
-            if (scorer or "minilm") not in names:
-                raise ValueError(f"unknown scorer {scorer!r}: use one of {sorted(names)} "
-                                 "or a Scorer")
-            scorer = names[scorer or "minilm"]()
-        return PointwiseRanker(scorer, batch_size=self.batch_size)
+        return pointwise_ranker(self.scorer, self.llm, batch_size=self.batch_size,
+                                max_passage_tokens=self.max_passage_tokens, strict=self.strict)

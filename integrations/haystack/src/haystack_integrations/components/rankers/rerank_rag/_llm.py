@@ -7,7 +7,7 @@
   ``haystack.chat_generator.run`` span under the component's span (as ``LLMRanker``
   traces its generator), also from the rankers' worker threads.
 * :func:`warm_up` / :func:`close` and their async twins forward a component's lifecycle
-  to the parts it holds.
+  to the parts it holds; :class:`Lifecycle` gives a component the four methods.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from haystack.utils import deserialize_chatgenerator_inplace
 from rerank_rag.llm import as_backend
 
 __all__ = ["llm_to_dict", "llm_from_dict", "TracedLLM", "traced", "parent_span",
-           "warm_up", "awarm_up", "close", "aclose"]
+           "warm_up", "awarm_up", "close", "aclose", "Lifecycle"]
 
 _OPENAI = "openai-compatible"
 
@@ -148,3 +148,37 @@ async def aclose(*parts: Any) -> None:
                 break
         else:
             close(part)
+
+
+class Lifecycle:
+    """``warm_up`` / ``warm_up_async`` / ``close`` / ``close_async`` of a component,
+    forwarded to the parts it holds (:meth:`_parts`); warming up is idempotent until
+    the next close."""
+
+    _warm = False
+
+    def _parts(self) -> tuple[Any, ...]:
+        raise NotImplementedError
+
+    def warm_up(self) -> None:
+        """Warm up the parts (load local models such as pointwise scorers, warm up the
+        LLM and any wrapped component). Idempotent."""
+        if not self._warm:
+            warm_up(*self._parts())
+            self._warm = True
+
+    async def warm_up_async(self) -> None:
+        """:meth:`warm_up` on the serving loop (``warm_up_async`` of the parts first)."""
+        if not self._warm:
+            await awarm_up(*self._parts())
+            self._warm = True
+
+    def close(self) -> None:
+        """Release what the parts hold (the LLM's clients, ...)."""
+        close(*self._parts())
+        self._warm = False
+
+    async def close_async(self) -> None:
+        """:meth:`close`, with the parts' async resources too."""
+        await aclose(*self._parts())
+        self._warm = False

@@ -23,8 +23,9 @@ from haystack import Document, component, default_from_dict, default_to_dict
 from haystack.core.errors import DeserializationError, SerializationError
 
 from rerank_rag import Candidate, Ranking
+from rerank_rag.adapters import arank, checked_ranking, pointwise_ranker
 
-from ._llm import aclose, awarm_up, close, llm_from_dict, llm_to_dict, parent_span, traced, warm_up
+from ._llm import Lifecycle, llm_from_dict, llm_to_dict, parent_span, traced
 
 __all__ = [
     "RerankRagRanker",
@@ -64,16 +65,6 @@ def dedupe(documents: list[Document]) -> list[Document]:
     return out
 
 
-def checked(ranking: Any, n: int) -> Ranking:
-    """A ranker's answer must be a Ranking of distinct positions into the ``n`` inputs."""
-    if not isinstance(ranking, Ranking):
-        raise TypeError(f"the ranker returned {type(ranking).__name__}, expected a Ranking")
-    if len(set(ranking.order)) != len(ranking.order) or not all(0 <= i < n for i in ranking.order):
-        raise ValueError(f"the ranker returned an invalid order over {n} documents: "
-                         f"{ranking.order}")
-    return ranking
-
-
 def _ranker_class(ranker: str | type) -> type:
     """A ranker class from ``rerank_rag`` (import paths outside it are refused)."""
     if isinstance(ranker, type):
@@ -110,7 +101,7 @@ def make_ranker(ranker: Any, params: dict[str, Any], model: Any) -> Any:
                     f"import path, got {type(ranker).__name__}")
 
 
-class _Ranker:
+class _Ranker(Lifecycle):
     """What every ranker component shares; subclasses call :meth:`_setup` in ``__init__``
     (``@component`` re-creates the classes: no ``super()``)."""
 
@@ -137,28 +128,6 @@ class _Ranker:
     def _parts(self) -> tuple[Any, ...]:
         return (self.ranker, self.chat_generator if self.chat_generator is not None else self.llm)
 
-    def warm_up(self) -> None:
-        """Load local models (pointwise scorers) and warm up the LLM. Idempotent."""
-        if not self._warm:
-            warm_up(*self._parts())
-            self._warm = True
-
-    async def warm_up_async(self) -> None:
-        """:meth:`warm_up` on the serving loop (``warm_up_async`` of the parts first)."""
-        if not self._warm:
-            await awarm_up(*self._parts())
-            self._warm = True
-
-    def close(self) -> None:
-        """Release the LLM's clients (and anything else the parts hold)."""
-        close(*self._parts())
-        self._warm = False
-
-    async def close_async(self) -> None:
-        """Release the LLM's async clients too."""
-        await aclose(*self._parts())
-        self._warm = False
-
     def text(self, doc: Document) -> str:
         """The text the ranker sees: ``meta_fields_to_embed`` values, then the content."""
         meta = [str(doc.meta[f]) for f in self.meta_fields_to_embed if doc.meta.get(f)]
@@ -167,7 +136,7 @@ class _Ranker:
     def select(self, documents: list[Document], ranking: Ranking, k: int | None) -> list[Document]:
         """Copies with the rerank score, best first; ``score_threshold`` is compared with
         the ranking's calibrated relevance when it has one, else with the score."""
-        ranking = checked(ranking, len(documents))
+        ranking = checked_ranking(ranking, len(documents))
         values = getattr(ranking, "relevance", None) or ranking.scores
         out = [
             dataclasses.replace(documents[i], score=s, meta=dict(documents[i].meta))
@@ -207,7 +176,7 @@ class _Ranker:
         if not cands:
             return {"documents": docs}
         with parent_span():
-            ranking = await self.ranker.arank(query, cands, top_n=k)
+            ranking = await arank(self.ranker, query, cands, k)
         return {"documents": self.select(docs, ranking, k)}
 
     def to_dict(self) -> dict[str, Any]:
@@ -339,23 +308,10 @@ class RerankRagPointwiseRanker(_Ranker):
         strict: bool = False, score_threshold: float | None = None,
         meta_fields_to_embed: list[str] | None = None, embedding_separator: str = "\n",
     ) -> None:
-        from rerank_rag import BM25Scorer, LLMPointwiseRanker, MiniLMScorer, PointwiseRanker
-
         model = self._model(llm, chat_generator)
-        if model is not None:
-            if scorer is not None:
-                raise ValueError("give either scorer or llm, not both")
-            core = LLMPointwiseRanker(traced(model), max_passage_tokens=max_passage_tokens,
-                                      strict=strict)
-        else:
-            names = {"minilm": MiniLMScorer, "bm25": BM25Scorer}
-            if isinstance(scorer, str) or scorer is None:
-                if (scorer or "minilm") not in names:
-                    raise ValueError(f"unknown scorer {scorer!r}: use one of {sorted(names)} "
-                                     "or a Scorer")
-                core = PointwiseRanker(names[scorer or "minilm"](), batch_size=batch_size)
-            else:
-                core = PointwiseRanker(scorer, batch_size=batch_size)
+        core = pointwise_ranker(scorer, None if model is None else traced(model),
+                                batch_size=batch_size, max_passage_tokens=max_passage_tokens,
+                                strict=strict)
         cfg = dict(scorer=scorer, batch_size=batch_size, max_passage_tokens=max_passage_tokens,
                    strict=strict)
         self._setup(core, cfg, llm=llm, chat_generator=chat_generator, top_k=top_k,

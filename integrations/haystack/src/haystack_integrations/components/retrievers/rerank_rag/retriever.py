@@ -13,14 +13,11 @@ from haystack.core.serialization import component_to_dict
 from haystack.utils import deserialize_chatgenerator_inplace as _deserialize_component
 
 from haystack_integrations.components.rankers.rerank_rag._llm import (
-    aclose,
-    awarm_up,
-    close,
+    Lifecycle,
     llm_from_dict,
     llm_to_dict,
     parent_span,
     traced,
-    warm_up,
 )
 from haystack_integrations.components.rankers.rerank_rag.ranker import (
     DEFAULT_TOP_K,
@@ -35,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 
 @component
-class RerankRagDecomposeRetriever:
+class RerankRagDecomposeRetriever(Lifecycle):
     """Question decomposition + retrieval per sub-question + merge + rerank.
 
     The LLM (``chat_generator`` or ``llm``, as in the rankers) splits the query into at
@@ -109,28 +106,6 @@ class RerankRagDecomposeRetriever:
     def _parts(self) -> tuple[Any, ...]:
         return (self.retriever, self.ranker, self.chat_generator if self.chat_generator is not None
                 else self.llm)
-
-    def warm_up(self) -> None:
-        """Warm up the wrapped retriever, ranker and LLM. Idempotent."""
-        if not self._warm:
-            warm_up(*self._parts())
-            self._warm = True
-
-    async def warm_up_async(self) -> None:
-        """:meth:`warm_up` on the serving loop."""
-        if not self._warm:
-            await awarm_up(*self._parts())
-            self._warm = True
-
-    def close(self) -> None:
-        """Close the wrapped parts."""
-        close(*self._parts())
-        self._warm = False
-
-    async def close_async(self) -> None:
-        """Close the wrapped parts' async resources too."""
-        await aclose(*self._parts())
-        self._warm = False
 
     def _top(self, top_k: int | None) -> int | None:
         check_top_k(top_k)
