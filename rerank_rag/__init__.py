@@ -34,7 +34,7 @@ from ._types import Candidate, CandidateLike, Ranker, Ranking, Usage, as_candida
 from .llm._base import Completion, LLMBackend, LLMRequest
 from .llm._fake import FakeLLM
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # Lazily imported public names: attribute -> defining module.
 _LAZY: dict[str, str] = {
