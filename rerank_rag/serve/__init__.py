@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from . import _config
 from ._config import (
     ConfigError,
     Limits,
@@ -29,24 +30,9 @@ from ._config import (
     load_config,
 )
 from ._flags import parse_pipeline_flag
+from ._scaling import RayOptions
 
-__all__ = [
-    "ConfigError",
-    "Limits",
-    "LLMSpec",
-    "PipelineSpec",
-    "ServeConfig",
-    "default_config",
-    "load_config",
-    "parse_pipeline_flag",
-    "create_app",
-    "RerankService",
-    "RANKERS",
-    "build_mcp_server",
-    "ray_deployment",
-    "BackgroundServer",
-]
-
+#: Names whose modules import the web framework, MCP or Ray: imported on first use.
 _LAZY = {
     "create_app": ("rerank_rag.serve._app", "create_app"),
     "RerankService": ("rerank_rag.serve._service", "RerankService"),
@@ -55,6 +41,8 @@ _LAZY = {
     "ray_deployment": ("rerank_rag.serve._ray", "deployment"),
     "BackgroundServer": ("rerank_rag.serve._background", "BackgroundServer"),
 }
+
+__all__ = [*_config.__all__, "RayOptions", "parse_pipeline_flag", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:
