@@ -19,7 +19,8 @@ section (:class:`~rerank_rag.serve.RayOptions`), or as keywords::
 
 Each replica applies the service limits on its own (``max_in_flight`` is per replica);
 Ray's ``max_ongoing_requests`` is set to the same bound so the replica, not Ray's queue,
-decides when to answer 429.
+decides when to answer 429, and a stopping replica drains its requests for up to
+``request_timeout`` + 5 s, like the plain server on SIGTERM.
 """
 
 from __future__ import annotations
@@ -68,7 +69,10 @@ def deployment(
 
     ingress_cls = serve.ingress(build_app)(type("RerankRagDeployment", (), {}))
     return serve.deployment(
-        name=name, max_ongoing_requests=config.limits.max_in_flight, **options.deployment_options()
+        name=name,
+        max_ongoing_requests=config.limits.max_in_flight,
+        graceful_shutdown_timeout_s=config.limits.request_timeout + 5.0,  # drain like uvicorn
+        **options.deployment_options(),
     )(ingress_cls).bind()
 
 
@@ -80,13 +84,13 @@ def serve_forever(config: ServeConfig) -> int:
     ray = require("ray", "ray", feature="rerank-rag serve --ray")
     from ray import serve
 
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     app = deployment(config)  # checks the options before Ray starts
+    stop = threading.Event()
     try:
         if not ray.is_initialized():
             ray.init(include_dashboard=False)
+        for sig in (signal.SIGINT, signal.SIGTERM):  # after ray.init, which sets its own
+            signal.signal(sig, lambda *_: stop.set())
         serve.start(http_options={"host": config.host, "port": config.port})
         serve.run(app, name="rerank-rag", route_prefix="/")
         print(
@@ -99,3 +103,4 @@ def serve_forever(config: ServeConfig) -> int:
             serve.shutdown()
             ray.shutdown()
     return 0
+
