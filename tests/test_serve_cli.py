@@ -30,7 +30,6 @@ pytest.importorskip("onnxruntime", reason="needs the minilm extra")
 from rerank_rag.serve import (  # noqa: E402
     BackgroundServer,
     ConfigError,
-    RayOptions,
     default_config,
     load_config,
     parse_pipeline_flag,
@@ -153,7 +152,7 @@ def _free_port() -> int:
 
 def _readme_curl() -> tuple[str, dict]:
     text = (REPO / "README.md").read_text(encoding="utf-8")
-    m = re.search(r"curl -s (http://127\.0\.0\.1:8000\S+) .*?-d '(\{.*?\})'", text, re.S)
+    m = re.search(r"curl -s (http://127\.0\.0\.1:8000\S+) .*?-d '(\{.*?\})'", text, re.DOTALL)
     assert m, "the README's serve section lost its curl example"
     return m.group(1), json.loads(m.group(2))
 
@@ -180,7 +179,7 @@ def test_serve_script_answers_the_readme_curl_on_the_offline_default(tmp_path):
     `serve` profile (the serve extra; no torch, no compiler) and runs `rerank-rag serve`,
     which answers the README's curl body on the offline default, bound to loopback."""
     script = REPO / "scripts" / "serve.sh"
-    assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
+    subprocess.run(["bash", "-n", str(script)], capture_output=True, check=True, timeout=30)  # valid bash
     venv, pip_log = _fake_venv(tmp_path)
     url, body = _readme_curl()
     env = _child_env(VENV=str(venv), SETUP_PROFILE="dev")  # the script picks its own profile

@@ -19,7 +19,6 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from . import _config
 from ._config import (
     ConfigError,
     Limits,
@@ -42,7 +41,23 @@ _LAZY = {
     "BackgroundServer": ("rerank_rag.serve._background", "BackgroundServer"),
 }
 
-__all__ = [*_config.__all__, "RayOptions", "parse_pipeline_flag", *_LAZY]
+__all__ = [
+    "ConfigError",
+    "Limits",
+    "LLMSpec",
+    "PipelineSpec",
+    "RayOptions",
+    "ServeConfig",
+    "default_config",
+    "load_config",
+    "parse_pipeline_flag",
+    "create_app",
+    "RerankService",
+    "RANKERS",
+    "build_mcp_server",
+    "ray_deployment",
+    "BackgroundServer",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -103,4 +103,3 @@ def serve_forever(config: ServeConfig) -> int:
             serve.shutdown()
             ray.shutdown()
     return 0
-

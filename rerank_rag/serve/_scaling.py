@@ -57,7 +57,9 @@ ACTOR_KEYS: dict[str, Callable[[str, Any], Any]] = {
 }
 
 
-def _checked(where: str, data: Any, checks: Mapping[str, Callable[[str, Any], Any]]) -> dict[str, Any]:
+def _checked(
+    where: str, data: Any, checks: Mapping[str, Callable[[str, Any], Any]]
+) -> dict[str, Any]:
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where} must be a table/mapping")
     check_keys(where, data, set(checks))
@@ -94,7 +96,9 @@ class RayOptions:
                 raise ConfigError("ray.autoscaling: max_replicas is required")
             low, high = auto.get("min_replicas", 1), auto["max_replicas"]
             if low > high:
-                raise ConfigError(f"ray.autoscaling: min_replicas ({low}) exceeds max_replicas ({high})")
+                raise ConfigError(
+                    f"ray.autoscaling: min_replicas ({low}) exceeds max_replicas ({high})"
+                )
             start = auto.get("initial_replicas")
             if start is not None and not low <= start <= high:
                 raise ConfigError(
@@ -103,7 +107,9 @@ class RayOptions:
                 )
             object.__setattr__(self, "autoscaling", auto)
         object.__setattr__(
-            self, "ray_actor_options", _checked("ray.ray_actor_options", self.ray_actor_options, ACTOR_KEYS)
+            self,
+            "ray_actor_options",
+            _checked("ray.ray_actor_options", self.ray_actor_options, ACTOR_KEYS),
         )
 
     @classmethod
