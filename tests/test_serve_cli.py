@@ -151,6 +151,7 @@ def _free_port() -> int:
 
 
 def _readme_curl() -> tuple[str, dict]:
+    """The URL and the exact JSON body of the README's curl (so the README cannot drift)."""
     text = (REPO / "README.md").read_text(encoding="utf-8")
     m = re.search(r"curl -s (http://127\.0\.0\.1:8000\S+) .*?-d '(\{.*?\})'", text, re.DOTALL)
     assert m, "the README's serve section lost its curl example"
@@ -179,6 +180,7 @@ def test_serve_script_answers_the_readme_curl_on_the_offline_default(tmp_path):
     `serve` profile (the serve extra; no torch, no compiler) and runs `rerank-rag serve`,
     which answers the README's curl body on the offline default, bound to loopback."""
     script = REPO / "scripts" / "serve.sh"
+    assert "bash scripts/serve.sh" in (REPO / "README.md").read_text(encoding="utf-8")
     subprocess.run(["bash", "-n", str(script)], capture_output=True, check=True, timeout=30)  # valid bash
     venv, pip_log = _fake_venv(tmp_path)
     url, body = _readme_curl()
