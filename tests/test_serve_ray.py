@@ -91,6 +91,8 @@ def test_ray_flags_override_the_section(tmp_path):
         _cli(tmp_path, "", "--replicas", "2", "--num-cpus", "1")
     with pytest.raises(ConfigError, match="max_replicas is required"):
         _cli(tmp_path, "", "--ray", "--min-replicas", "2")
+    with pytest.raises(ConfigError, match="--workers is for uvicorn"):
+        _cli(tmp_path, "", "--ray", "--workers", "2")
 
 
 def test_deployment_carries_the_options():

@@ -21,8 +21,8 @@ from dataclasses import replace
 
 from .._errors import MissingDependencyError
 from ._config import ConfigError, ServeConfig, default_config, load_config
-from ._scaling import RayOptions
 from ._flags import parse_pipeline_flag
+from ._scaling import RayOptions
 
 __all__ = ["main", "build_config", "app_from_env"]
 
@@ -107,6 +107,8 @@ def _ray_options(args: argparse.Namespace, base: RayOptions) -> RayOptions:
              if getattr(args, k) is not None]  # fmt: skip
     if given and not args.ray:
         raise ConfigError(f"{', '.join(given)}: only with --ray")
+    if args.ray and args.workers != 1:
+        raise ConfigError("--workers is for uvicorn; with --ray, scale with --replicas or autoscaling")
     if args.replicas is not None and auto:
         raise ConfigError("--replicas (a fixed number) and the autoscaling flags exclude each other")
     ray = base
