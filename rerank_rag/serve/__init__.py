@@ -29,12 +29,24 @@ from ._config import (
     load_config,
 )
 from ._flags import parse_pipeline_flag
+from ._scaling import RayOptions
+
+#: Names whose modules import the web framework, MCP or Ray: imported on first use.
+_LAZY = {
+    "create_app": ("rerank_rag.serve._app", "create_app"),
+    "RerankService": ("rerank_rag.serve._service", "RerankService"),
+    "RANKERS": ("rerank_rag.serve._pipelines", "RANKERS"),
+    "build_mcp_server": ("rerank_rag.serve._mcp", "build_mcp_server"),
+    "ray_deployment": ("rerank_rag.serve._ray", "deployment"),
+    "BackgroundServer": ("rerank_rag.serve._background", "BackgroundServer"),
+}
 
 __all__ = [
     "ConfigError",
     "Limits",
     "LLMSpec",
     "PipelineSpec",
+    "RayOptions",
     "ServeConfig",
     "default_config",
     "load_config",
@@ -46,15 +58,6 @@ __all__ = [
     "ray_deployment",
     "BackgroundServer",
 ]
-
-_LAZY = {
-    "create_app": ("rerank_rag.serve._app", "create_app"),
-    "RerankService": ("rerank_rag.serve._service", "RerankService"),
-    "RANKERS": ("rerank_rag.serve._pipelines", "RANKERS"),
-    "build_mcp_server": ("rerank_rag.serve._mcp", "build_mcp_server"),
-    "ray_deployment": ("rerank_rag.serve._ray", "deployment"),
-    "BackgroundServer": ("rerank_rag.serve._background", "BackgroundServer"),
-}
 
 
 def __getattr__(name: str) -> Any:

@@ -6,6 +6,7 @@
     rerank-rag serve --mcp                            # also MCP (streamable HTTP) at /mcp
     rerank-rag serve --stdio                          # MCP over stdio only
     rerank-rag serve --ray --replicas 2               # Ray Serve deployment
+    rerank-rag serve --ray --min-replicas 1 --max-replicas 4 --num-cpus 1   # autoscaling
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import replace
 from .._errors import MissingDependencyError
 from ._config import ConfigError, ServeConfig, default_config, load_config
 from ._flags import parse_pipeline_flag
+from ._scaling import RayOptions
 
 __all__ = ["main", "build_config", "app_from_env"]
 
@@ -54,8 +56,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default 1)")
     p.add_argument("--mcp", action="store_true", help="also serve the MCP tools at /mcp")
     p.add_argument("--stdio", action="store_true", help="serve the MCP tools over stdio only")
-    p.add_argument("--ray", action="store_true", help="run as a Ray Serve deployment")
-    p.add_argument("--replicas", type=int, default=1, help="Ray Serve replicas (with --ray)")
+    ray = p.add_argument_group("Ray Serve (with --ray; override the config's [ray] section)")
+    ray.add_argument("--ray", action="store_true", help="run as a Ray Serve deployment")
+    ray.add_argument("--replicas", type=int, help="a fixed number of replicas (ray.replicas)")
+    for name, kind in (("min-replicas", int), ("max-replicas", int), ("target-ongoing-requests", float)):
+        ray.add_argument(f"--{name}", type=kind, help=f"autoscaling (ray.autoscaling.{name.replace('-', '_')})")
+    ray.add_argument("--num-cpus", type=float, help="CPUs each replica reserves (ray.ray_actor_options.num_cpus)")
     p.add_argument("--print-config", action="store_true", help="print the effective config and exit")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return p
@@ -87,7 +93,32 @@ def build_config(args: argparse.Namespace) -> ServeConfig:
     }
     if limits:
         kw["limits"] = replace(cfg.limits, **limits)
+    kw["ray"] = _ray_options(args, cfg.ray)
     return replace(cfg, **kw)  # type: ignore[arg-type]
+
+
+_AUTOSCALING_FLAGS = ("min_replicas", "max_replicas", "target_ongoing_requests")
+
+
+def _ray_options(args: argparse.Namespace, base: RayOptions) -> RayOptions:
+    """The ``[ray]`` section with the Ray flags on top (flags without ``--ray``: an error)."""
+    auto = {k: getattr(args, k) for k in _AUTOSCALING_FLAGS if getattr(args, k) is not None}
+    given = [f"--{k.replace('_', '-')}" for k in ("replicas", *_AUTOSCALING_FLAGS, "num_cpus")
+             if getattr(args, k) is not None]  # fmt: skip
+    if given and not args.ray:
+        raise ConfigError(f"{', '.join(given)}: only with --ray")
+    if args.ray and args.workers != 1:
+        raise ConfigError("--workers is for uvicorn; with --ray, scale with --replicas or autoscaling")
+    if args.replicas is not None and auto:
+        raise ConfigError("--replicas (a fixed number) and the autoscaling flags exclude each other")
+    ray = base
+    if args.replicas is not None:
+        ray = replace(ray, replicas=args.replicas, autoscaling=None)
+    elif auto:
+        ray = replace(ray, replicas=None, autoscaling={**(ray.autoscaling or {}), **auto})
+    if args.num_cpus is not None:
+        ray = replace(ray, ray_actor_options={**ray.ray_actor_options, "num_cpus": args.num_cpus})
+    return ray
 
 
 def app_from_env() -> object:
@@ -124,8 +155,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         cfg = build_config(args)
-        if args.workers < 1 or args.replicas < 1:
-            raise ConfigError("--workers and --replicas must be >= 1")
+        if args.workers < 1:
+            raise ConfigError(f"--workers must be >= 1, got {args.workers}")
         if args.print_config:
             print(json.dumps(cfg.to_dict(), indent=2))
             return 0
@@ -144,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.ray:
             from ._ray import serve_forever
 
-            return serve_forever(cfg, replicas=args.replicas)
+            return serve_forever(cfg)
         return _serve_http(cfg, args.workers, args.log_level)
     except (ConfigError, MissingDependencyError) as exc:
         print(f"rerank-rag serve: {exc}", file=sys.stderr)

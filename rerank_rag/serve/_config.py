@@ -17,6 +17,10 @@ default config runs offline (see :func:`default_config`)::
     max_in_flight = 64            # 429 + Retry-After above this
     request_timeout = 30.0        # per-request deadline (504)
 
+    [ray]                         # rerank-rag serve --ray only (see _scaling.py)
+    replicas = 2                  # or [ray.autoscaling] min_replicas, max_replicas, ...
+    ray_actor_options = { num_cpus = 1 }
+
     [cache]                       # optional response cache shared by LLM pipelines
     kind = "memory"               # or "sqlite" (with path = "...")
 
@@ -44,6 +48,9 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from ._scaling import RayOptions
+from ._validate import ConfigError, check_keys, pos_float, pos_int
+
 __all__ = [
     "ConfigError",
     "Limits",
@@ -55,30 +62,6 @@ __all__ = [
 ]
 
 ON_FAILURE = ("error", "fallback")
-
-
-class ConfigError(ValueError):
-    """The service configuration is invalid; the message names the field."""
-
-
-def _pos_int(where: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{where} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def _pos_float(where: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ConfigError(f"{where} must be a positive number, got {value!r}")
-    return float(value)
-
-
-def _check_keys(where: str, data: Mapping[str, Any], allowed: set[str]) -> None:
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
-        )
 
 
 @dataclass(frozen=True)
@@ -97,13 +80,13 @@ class Limits:
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name == "request_timeout":
-                _pos_float(f"limits.{f.name}", value)
+                pos_float(f"limits.{f.name}", value)
             else:
-                _pos_int(f"limits.{f.name}", value)
+                pos_int(f"limits.{f.name}", value)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Limits:
-        _check_keys("limits", data, {f.name for f in fields(cls)})
+        check_keys("limits", data, {f.name for f in fields(cls)})
         return cls(**dict(data))
 
 
@@ -137,13 +120,13 @@ class LLMSpec:
             raise ConfigError("llm: give exactly one of base_url (an OpenAI-compatible server) or local")
         if self.base_url is not None and not self.model:
             raise ConfigError("llm: model is required with base_url")
-        _pos_int("llm.max_concurrency", self.max_concurrency)
-        _pos_float("llm.timeout", self.timeout)
-        _pos_int("llm.max_retries", self.max_retries, 0)
+        pos_int("llm.max_concurrency", self.max_concurrency)
+        pos_float("llm.timeout", self.timeout)
+        pos_int("llm.max_retries", self.max_retries, 0)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "llm") -> LLMSpec:
-        _check_keys(where, data, {f.name for f in fields(cls)})
+        check_keys(where, data, {f.name for f in fields(cls)})
         try:
             return cls(**dict(data))
         except ConfigError as exc:
@@ -196,7 +179,7 @@ class PipelineSpec:
         if not isinstance(self.options, Mapping):
             raise ConfigError(f"pipeline {self.name!r}: options must be a table/mapping")
         if self.concurrency is not None:
-            _pos_int(f"pipeline {self.name!r}: concurrency", self.concurrency)
+            pos_int(f"pipeline {self.name!r}: concurrency", self.concurrency)
         if self.on_failure not in ON_FAILURE:
             raise ConfigError(
                 f"pipeline {self.name!r}: on_failure must be one of {', '.join(ON_FAILURE)}, "
@@ -208,7 +191,7 @@ class PipelineSpec:
         where = f"pipelines.{name}"
         if not isinstance(data, Mapping):
             raise ConfigError(f"{where} must be a table/mapping")
-        _check_keys(where, data, {f.name for f in fields(cls)} - {"name"})
+        check_keys(where, data, {f.name for f in fields(cls)} - {"name"})
         kw = dict(data)
         if "ranker" not in kw:
             raise ConfigError(f"{where}: ranker is required")
@@ -238,9 +221,10 @@ class ServeConfig:
     api_keys_env: str | None = "RERANK_RAG_API_KEYS"
     cache: Mapping[str, Any] | None = None
     mcp: bool = False
+    ray: RayOptions = field(default_factory=RayOptions)
 
     def __post_init__(self) -> None:
-        _pos_int("port", self.port, 0)
+        pos_int("port", self.port, 0)
         if not self.pipelines:
             raise ConfigError("no pipeline configured")
         if self.default_model is None:
@@ -256,14 +240,20 @@ class ServeConfig:
                 raise ConfigError(f"cache.kind must be 'memory' or 'sqlite', got {kind!r}")
             if kind == "sqlite" and not self.cache.get("path"):
                 raise ConfigError("cache.kind = 'sqlite' needs cache.path")
-            _check_keys("cache", self.cache, {"kind", "path", "max_entries"})
+            check_keys("cache", self.cache, {"kind", "path", "max_entries"})
+        target = (self.ray.autoscaling or {}).get("target_ongoing_requests")
+        if target is not None and target > self.limits.max_in_flight:
+            raise ConfigError(
+                f"ray.autoscaling.target_ongoing_requests ({target}) exceeds limits.max_in_flight "
+                f"({self.limits.max_in_flight}), the most one replica takes at once: it would never scale up"
+            )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ServeConfig:
         """Build from a parsed TOML/YAML mapping; unknown keys are an error."""
         if not isinstance(data, Mapping):
             raise ConfigError("the config must be a table/mapping at the top level")
-        _check_keys("config", data, {f.name for f in fields(cls)})
+        check_keys("config", data, {f.name for f in fields(cls)})
         kw = dict(data)
         pipes = kw.get("pipelines")
         if pipes is not None:
@@ -273,6 +263,7 @@ class ServeConfig:
         else:
             kw["pipelines"] = dict(default_config().pipelines)
         kw["limits"] = Limits.from_dict(kw.get("limits") or {})
+        kw["ray"] = RayOptions.from_dict(kw.get("ray") or {})
         return cls(**kw)
 
     def to_dict(self) -> dict[str, Any]:
@@ -286,6 +277,7 @@ class ServeConfig:
             "api_keys_env": self.api_keys_env,
             "cache": dict(self.cache) if self.cache is not None else None,
             "mcp": self.mcp,
+            "ray": self.ray.to_dict(),
         }
 
     def with_overrides(self, **kw: Any) -> ServeConfig:
