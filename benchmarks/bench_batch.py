@@ -44,6 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from array import array
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,16 @@ def _serve(conn: Any, n: int, k: int, seed: int, words: int, latency: float, cap
         fc = FaultConfig(rate_429=third, rate_500=third, rate_timeout=third, retry_after=1.0, timeout_delay=6.0)
     sim = SimulatedLLM(qrels, corpus=corpus, queries=topics, latency=LatencyModel(per_call=latency), max_concurrency=cap, faults=fc, seed=seed)
     sim.start()
-    sim.server.record_requests = False  # 10^5 request bodies would fill the memory
+    srv = sim.server
+    srv.record_requests = False  # 10^5 request bodies would fill the memory
+    starts = array("d")  # wall-clock time each call got a server slot (8 bytes a call)
+    respond = srv.handler
+
+    def timed(body: Any) -> Any:
+        starts.append(time.time())
+        return respond(body)
+
+    srv.handler = timed
     conn.send(sim.base_url)
     while True:
         cmd = conn.recv()
@@ -76,10 +86,52 @@ def _serve(conn: Any, n: int, k: int, seed: int, words: int, latency: float, cap
             ru = resource.getrusage(resource.RUSAGE_SELF)
             st["cpu_s"] = ru.ru_utime + ru.ru_stime
             conn.send(st)
+        elif isinstance(cmd, tuple) and cmd[0] == "starts":
+            conn.send([t for t in starts if cmd[1] <= t <= cmd[2]])
+        elif isinstance(cmd, tuple) and cmd[0] == "timeline":
+            conn.send(timeline([t for t in starts if cmd[1] <= t <= cmd[2]], cmd[1], cmd[2], latency, cap))
         else:
             sim.stop()
             conn.send("stopped")
             return
+
+
+def timeline(starts: list[float], t0: float, t1: float, latency: float, cap: int) -> dict[str, float]:
+    """Where the wall time of one run went, from the server's side: each call holds a
+    slot for ``latency`` s from the moment it got one (``starts``).
+
+    * ``startup_s``: from the run's start to the first call (imports, Ray start-up,
+      worker processes, the first query's requests);
+    * ``steady_s`` and ``steady_busy``: from the first call to the last moment all
+      ``cap`` slots were busy, and the mean fraction of slots busy in that span;
+    * ``tail_s``: from then to the end of the last call (the last queries draining);
+    * ``finish_s``: from the end of the last call to the end of the run (the run file).
+    """
+    if not starts:
+        return {"startup_s": t1 - t0, "steady_s": 0.0, "steady_busy": 0.0, "tail_s": 0.0, "finish_s": 0.0}
+    starts = sorted(starts)
+    events = sorted([(t, 1) for t in starts] + [(t + latency, -1) for t in starts])
+    busy = 0
+    last_full = starts[0]
+    area = 0.0
+    prev = starts[0]
+    area_at_full = 0.0
+    for t, d in events:
+        area += busy * (t - prev)
+        prev = t
+        busy += d
+        if busy >= cap:
+            last_full = t
+            area_at_full = area
+    end = starts[-1] + latency
+    steady = last_full - starts[0]
+    return {
+        "startup_s": starts[0] - t0,
+        "steady_s": steady,
+        "steady_busy": area_at_full / (cap * steady) if steady > 0 else 0.0,
+        "tail_s": end - last_full,
+        "finish_s": t1 - end,
+    }
 
 
 class Server:
@@ -92,6 +144,10 @@ class Server:
 
     def stats(self) -> dict[str, Any]:
         self.conn.send("stats")
+        return self.conn.recv()  # type: ignore[no-any-return]
+
+    def timeline(self, t0: float, t1: float) -> dict[str, float]:
+        self.conn.send(("timeline", t0, t1))
         return self.conn.recv()  # type: ignore[no-any-return]
 
     def close(self) -> None:
@@ -130,16 +186,20 @@ def child(a: argparse.Namespace) -> None:
     kw: dict[str, Any] = {}
     if a.engine == "ray":
         kw = {"num_actors": a.ray_actors, "actor_num_cpus": 0.25, "init_kwargs": {"num_cpus": os.cpu_count()}}
+        kw.update(json.loads(a.ray_options or "{}"))
     rss0 = _vm("VmRSS")
+    epoch0 = time.time()
     t0 = time.perf_counter()
     rep = rerank_to_run(
         ranker, queries, Path(a.workdir) / f"{a.method}-{a.engine}-{a.queries}.trec", engine=a.engine,
         max_calls_in_flight=a.cap, progress="log", log_every=60, total=a.queries, restart=True, **kw,
     )
     wall = time.perf_counter() - t0
+    epoch1 = time.time()
     ru = resource.getrusage(resource.RUSAGE_SELF)
     t = rep["usage"]["totals"]
     print(json.dumps({
+        "epoch": [epoch0, epoch1],
         "client_cpu_s": ru.ru_utime + ru.ru_stime,
         "method": a.method, "engine": a.engine, "queries": rep["queries"], "wall_s": wall,
         "llm_calls": t["llm_calls"], "retries": t["retries"], "fallbacks": t["fallbacks"],
@@ -155,7 +215,7 @@ def run_child(a: argparse.Namespace, server: Server, method: str, engine: str, q
         sys.executable, __file__, "--child", "--method", method, "--engine", engine, "--queries", str(queries),
         "--candidates", str(a.candidates), "--seed", str(a.seed), "--words", str(a.words), "--cap", str(a.cap),
         "--base-url", server.base_url, "--workdir", a.workdir, "--ray-actors", str(a.ray_actors),
-        "--sliding-prompt", a.sliding_prompt,
+        "--sliding-prompt", a.sliding_prompt, "--ray-options", a.ray_options or "{}",
     ]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH", "")])
@@ -179,6 +239,12 @@ def run_child(a: argparse.Namespace, server: Server, method: str, engine: str, q
         f"CPU ms/call client {res['client_cpu_ms_per_call']:.1f} server {res['server_cpu_ms_per_call']:.1f}",
         flush=True,
     )
+    res["timeline"] = tl = server.timeline(*res["epoch"])
+    print(
+        f"  {'':<25}start-up {tl['startup_s']:.1f} s, steady {tl['steady_s']:.1f} s at "
+        f"{tl['steady_busy']:.0%} of the slots busy, tail {tl['tail_s']:.1f} s, finish {tl['finish_s']:.1f} s",
+        flush=True,
+    )
     return res
 
 
@@ -191,6 +257,7 @@ def main() -> int:
     p.add_argument("--methods", default=",".join(METHODS))
     p.add_argument("--ray", default="jointrank,sliding", help="methods also run on the Ray engine ('' for none)")
     p.add_argument("--ray-actors", type=int, default=2)
+    p.add_argument("--ray-options", default="{}", help="more RayEngine options, as JSON (e.g. '{\"batch_size\": 8}')")
     p.add_argument("--rss-queries", type=int, default=500, help="also run JointRank on this many queries (RSS growth)")
     p.add_argument("--faults", type=float, default=0.1, help="fault rate of the fault run ('0' skips it)")
     p.add_argument("--fault-queries", type=int, default=500)

@@ -10,6 +10,8 @@ import threading
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rerank_rag.eval._simulator import FaultConfig, LatencyModel, SimulatedLLM, normalise
 from rerank_rag.listwise._prompts import FirstTokenPrompt, RankGPTPrompt, RelevantOnlyPrompt
@@ -353,3 +355,29 @@ def test_the_dl19_preset_lands_near_the_published_figures():
         tol = abs(cal["residuals"][method]) + 3 * cal["sd_over_seeds"][method]
         assert abs(got[method] - cal["targets"][method]) <= tol, (method, got[method], tol)
     assert got["single"] < got["jointrank"] and got["single"] < got["sliding"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    queries=st.lists(st.text(alphabet="ab1 ", min_size=0, max_size=30) | st.text(alphabet="ab", min_size=15, max_size=30), min_size=1, max_size=10),
+    data=st.data(),
+)
+def test_the_queries_shown_in_a_prompt_are_the_definitions(queries, data):
+    """The strided gram index finds exactly the queries (8+ characters, in input order)
+    whose text occurs in the normalised prompt (prompts quote queries, whole or cut, at
+    any offset)."""
+    quote = st.tuples(st.sampled_from(queries), st.integers(0, 4), st.integers(0, 4))
+    pieces = st.tuples(st.text(alphabet="ab1-", max_size=9), quote.map(lambda t: t[0][t[1] : len(t[0]) - t[2]]))
+    prompt = "".join(f + q for f, q in data.draw(st.lists(pieces, max_size=5)))
+    sim = SimulatedLLM({}, corpus={}, queries={f"q{i}": t for i, t in enumerate(queries)})
+    norm = normalise(prompt)
+    expected = [q for q, t in sim._queries_norm.items() if len(t) >= 8 and t in norm]
+    assert sim._queries_in(norm) == expected
+
+
+def test_a_quoted_query_is_found_at_every_offset_and_length():
+    for n in range(6, 24):
+        query = "abcdefghijklmnopqrstuvwx"[:n]
+        sim = SimulatedLLM({}, corpus={}, queries={"q": query, "other": "zyxwvutsrqponm"})
+        for pad in range(10):
+            assert sim._queries_in(normalise("9" * pad + query + "9")) == (["q"] if n >= 8 else [])

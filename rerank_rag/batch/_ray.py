@@ -32,6 +32,7 @@ of a duplicated row or query, so a killed worker loses nothing but time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import logging
@@ -165,7 +166,14 @@ class RayEngine:
 
     # -- Ray ------------------------------------------------------------------------------
     def _init(self) -> Any:
+        t0 = time.perf_counter()
         ray = _import_ray()
+        try:
+            return self._init_ray(ray)
+        finally:
+            self.init_s = time.perf_counter() - t0
+
+    def _init_ray(self, ray: Any) -> Any:
         if not ray.is_initialized():
             kw = {"include_dashboard": False, "log_to_driver": False, **self.init_kwargs}
             if self.runtime_env is not None:
@@ -185,8 +193,7 @@ class RayEngine:
             kw["max_concurrent_calls_per_actor"] = self.concurrent_batches
         return strategy(**kw)
 
-    def _dataset(self, ray: Any, items: list[tuple[int, BatchQuery]]) -> Any:
-        rows = [{"qid": q.qid, "query": q.query, "cands": _cands_json(q)} for _, q in items]
+    def _dataset(self, ray: Any, rows: list[dict[str, str]]) -> Any:
         per_block = self.batch_size if self.split == "queries" else max(1, math.ceil(self.batch_size / 8))
         blocks = max(1, min(len(rows), math.ceil(len(rows) / per_block)))
         ds = ray.data.from_items(rows, override_num_blocks=blocks)
@@ -222,11 +229,12 @@ class RayEngine:
         Same errors as :meth:`LocalEngine.astream`.
         """
         self.input_qids = set()
-        items = list(iter_indexed(queries, skip, self.input_qids))
-        if not items:
+        source = iter(iter_indexed(queries, skip, self.input_qids))
+        first = next(source, None)
+        if first is None:
             return
         if self.split == "blocks":
-            q0 = items[0][1]
+            q0 = first[1]
             a = [request_key(r.messages, r.params) for r in first_round(self.ranker, q0.query, list(q0.candidates))]
             b = [request_key(r.messages, r.params) for r in first_round(self.ranker, q0.query, list(q0.candidates))]
             if a != b:
@@ -234,15 +242,22 @@ class RayEngine:
                     "the ranker builds different requests for the same query on every call "
                     "(JointRank with seed=None?): the Ray engine's block rows need a fixed seed"
                 )
-        t0 = time.perf_counter()
-        ray = await asyncio.get_running_loop().run_in_executor(None, self._init)
-        self.init_s = time.perf_counter() - t0
+        # Ray starts (processes, agents: seconds) while this thread reads the input
+        init = asyncio.get_running_loop().run_in_executor(None, self._init)
+        ray = None
         try:
-            ds = self._dataset(ray, items)
+            items = [first, *source]
+            rows = [{"qid": q.qid, "query": q.query, "cands": _cands_json(q)} for _, q in items]
+            ray = await init
+            ds = self._dataset(ray, rows)
+            del rows
             async for res in self._drive(ds, items):
                 yield res
         finally:
-            if self._owns_ray:
+            if ray is None:
+                with contextlib.suppress(BaseException):
+                    ray = await init  # the input failed while Ray was starting
+            if self._owns_ray and ray is not None:
                 ray.shutdown()
                 self._owns_ray = False
 

@@ -251,6 +251,8 @@ class SimulatedLLM:
             self._prefix_index.setdefault(norm[: self.prefix_chars], []).append(docid)
         self._short = sorted({len(k) for k in self._prefix_index if len(k) < self.prefix_chars})
         self._queries_norm = {str(q): normalise(t) for q, t in (queries or {}).items()}
+        self._query_grams, self._short_queries = _query_index(self._queries_norm)
+        self._query_rank = {q: i for i, q in enumerate(self._queries_norm)}
         self._doc_qids: dict[str, list[str]] = {}
         for qid, j in self._qrels.items():
             for d in j:
@@ -526,7 +528,7 @@ class SimulatedLLM:
 
         # query texts shown in the prompt: a passage that merely starts like the query
         # must not be "found" where the query is printed
-        present = [q for q, t in self._queries_norm.items() if len(t) >= 8 and t in norm]
+        present = self._queries_in(norm)
         query_norms = [self._queries_norm[q] for q in present]
         query_text = ""
         mq = _QUERY_LINE_RE.search(prompt)
@@ -574,6 +576,25 @@ class SimulatedLLM:
                 f.text = self._corpus_raw.get(f.key, "")
         return found, qid, query_text
 
+    def _queries_in(self, norm: str) -> list[str]:
+        """The queries (of 8+ characters) whose text occurs in ``norm``, in input order:
+        ``[q for q, t in queries if len(t) >= 8 and t in norm]``, without testing every
+        query (that cost grew with the query set: ~6 ms a call at 2,000 queries). A
+        query of ``_GRAM + _STRIDE - 1`` or more characters that occurs in ``norm`` covers a
+        window ``norm[p:p + _GRAM]`` at some ``p`` divisible by ``_STRIDE``, which is one
+        of its indexed grams; only the queries found that way (and the short ones) are
+        tested."""
+        grams = self._query_grams
+        hit: set[str] = set(self._short_queries)
+        for p in range(0, len(norm) - _GRAM + 1, _STRIDE):
+            qs = grams.get(norm[p : p + _GRAM])
+            if qs is not None:
+                hit.update(qs)
+        if not hit:
+            return []
+        texts = self._queries_norm
+        return [q for q in sorted(hit, key=self._query_rank.__getitem__) if texts[q] in norm]
+
     def _best_match(self, cands: list[str], norm: str, i: int, used: set[str]) -> tuple[str | None, int]:
         """The candidate sharing the longest prefix with the prompt at ``i``; among equal
         matches (duplicate passages), one not yet found in this prompt, then the one whose
@@ -604,6 +625,25 @@ class SimulatedLLM:
         found = [_Found(key=m.group(2).strip(), label=m.group(1), text=m.group(2).strip()) for m in _LABEL_LINE_RE.finditer(prompt)]
         mq = _QUERY_LINE_RE.search(prompt)
         return found, None, (mq.group(1).strip() if mq else "")
+
+
+_GRAM, _STRIDE = 8, 8
+
+
+def _query_index(queries_norm: dict[str, str]) -> tuple[dict[str, list[str]], list[str]]:
+    """``{gram: [qid, ...]}`` of the first ``_STRIDE`` grams of every query long enough,
+    and the queries of 8 to ``_GRAM + _STRIDE - 2`` characters (tested one by one)."""
+    grams: dict[str, list[str]] = {}
+    short: list[str] = []
+    for q, t in queries_norm.items():
+        if len(t) < 8:
+            continue
+        if len(t) < _GRAM + _STRIDE - 1:
+            short.append(q)
+            continue
+        for g in dict.fromkeys(t[j : j + _GRAM] for j in range(_STRIDE)):
+            grams.setdefault(g, []).append(q)
+    return grams, short
 
 
 def _common_prefix_len(a: str, b: str, offset: int) -> int:
