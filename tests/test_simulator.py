@@ -371,8 +371,8 @@ def test_the_queries_shown_in_a_prompt_are_the_definitions(queries, data):
     prompt = "".join(f + q for f, q in data.draw(st.lists(pieces, max_size=5)))
     sim = SimulatedLLM({}, corpus={}, queries={f"q{i}": t for i, t in enumerate(queries)})
     norm = normalise(prompt)
-    expected = [q for q, t in sim._queries_norm.items() if len(t) >= 8 and t in norm]
-    assert sim._queries_in(norm) == expected
+    expected = [q for q, t in sim._reader.queries_norm.items() if len(t) >= 8 and t in norm]
+    assert sim._reader.queries_in(norm) == expected
 
 
 def test_a_quoted_query_is_found_at_every_offset_and_length():
@@ -380,4 +380,4 @@ def test_a_quoted_query_is_found_at_every_offset_and_length():
         query = "abcdefghijklmnopqrstuvwx"[:n]
         sim = SimulatedLLM({}, corpus={}, queries={"q": query, "other": "zyxwvutsrqponm"})
         for pad in range(10):
-            assert sim._queries_in(normalise("9" * pad + query + "9")) == (["q"] if n >= 8 else [])
+            assert sim._reader.queries_in(normalise("9" * pad + query + "9")) == (["q"] if n >= 8 else [])
