@@ -20,7 +20,6 @@ from collections import deque
 from collections.abc import AsyncIterator, Container, Iterable
 from typing import Any
 
-from .._errors import LLMError
 from ._backend import CappedLLM, QueryTrace, current_query, is_permanent, llm_of, with_backend
 from ._types import BatchError, BatchQuery, BatchResult, _result, as_batch_query
 
@@ -211,13 +210,3 @@ class LocalEngine:
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
             self.running = 0
-
-
-def permanent_error_message(err: LLMError, done: int) -> str:
-    """One line for the CLI when a permanent error stopped the batch."""
-    return (
-        f"stopped: a permanent LLM error ({type(err).__name__}: {err}); no fallback ranking "
-        f"was written for it. {done} queries were finished and saved; fix the setting and "
-        "rerun the same command to resume."
-    )
-
