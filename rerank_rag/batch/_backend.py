@@ -31,6 +31,7 @@ from typing import Any
 from .. import _errors
 from .._errors import LLMError, is_permanent
 from ..llm._base import Completion, Message, normalize_messages
+from ._types import positive_int
 
 __all__ = [
     "CappedLLM",
@@ -79,8 +80,7 @@ class CappedLLM:
         on_change: Callable[[], None] | None = None,
         on_first_call: Callable[[QueryTrace], None] | None = None,
     ) -> None:
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise ValueError(f"the cap on LLM calls in flight must be a positive int, got {limit!r}")
+        positive_int("the cap on LLM calls in flight", limit)
         self.inner = inner
         self.limit = limit
         self.on_change = on_change

@@ -20,9 +20,9 @@ from collections import deque
 from collections.abc import AsyncIterator, Container, Iterable
 from typing import Any
 
-from .._errors import LLMError, is_permanent
+from .._errors import is_permanent
 from ._backend import CappedLLM, QueryTrace, current_query, llm_of, with_backend
-from ._types import BatchError, BatchQuery, BatchResult, _result, as_batch_query
+from ._types import BatchError, BatchQuery, BatchResult, _result, as_batch_query, positive_int
 
 __all__ = ["LocalEngine", "iter_indexed"]
 
@@ -81,12 +81,10 @@ class LocalEngine:
     ) -> None:
         if not callable(getattr(ranker, "arank", None)):
             raise TypeError(f"ranker must have an async arank(); got {type(ranker).__name__}")
-        if isinstance(max_calls_in_flight, bool) or not isinstance(max_calls_in_flight, int) or max_calls_in_flight < 1:
-            raise ValueError(f"max_calls_in_flight must be a positive int, got {max_calls_in_flight!r}")
+        positive_int("max_calls_in_flight", max_calls_in_flight)
         if max_queries_in_flight is None:
             max_queries_in_flight = 4 * max_calls_in_flight
-        if isinstance(max_queries_in_flight, bool) or not isinstance(max_queries_in_flight, int) or max_queries_in_flight < 1:
-            raise ValueError(f"max_queries_in_flight must be a positive int, got {max_queries_in_flight!r}")
+        positive_int("max_queries_in_flight", max_queries_in_flight)
         self.ranker = ranker
         self.max_calls_in_flight = max_calls_in_flight
         self.max_queries_in_flight = max_queries_in_flight
@@ -211,13 +209,3 @@ class LocalEngine:
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
             self.running = 0
-
-
-def permanent_error_message(err: LLMError, done: int) -> str:
-    """One line for the CLI when a permanent error stopped the batch."""
-    return (
-        f"stopped: a permanent LLM error ({type(err).__name__}: {err}); no fallback ranking "
-        f"was written for it. {done} queries were finished and saved; fix the setting and "
-        "rerun the same command to resume."
-    )
-

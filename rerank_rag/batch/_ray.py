@@ -62,7 +62,7 @@ from ._stages import (
     first_round,
     is_one_round,
 )
-from ._types import BatchError, BatchQuery, BatchResult, _result
+from ._types import BatchError, BatchQuery, BatchResult, _result, positive_int
 
 __all__ = ["RayEngine"]
 
@@ -120,10 +120,9 @@ class RayEngine:
         if not callable(getattr(ranker, "arank", None)):
             raise TypeError(f"ranker must have an async arank(); got {type(ranker).__name__}")
         for name, v in (("num_actors", num_actors), ("max_calls_in_flight", max_calls_in_flight), ("concurrent_batches", concurrent_batches)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
-        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+            positive_int(name, v)
+        if batch_size is not None:
+            positive_int("batch_size", batch_size)
         if split not in ("auto", "blocks", "queries"):
             raise ValueError(f"split must be 'auto', 'blocks' or 'queries', got {split!r}")
         if split == "blocks" and not is_one_round(ranker):

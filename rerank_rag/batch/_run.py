@@ -20,7 +20,7 @@ from ._backend import llm_of
 from ._journal import Journal, finalize, journal_path
 from ._local import LocalEngine
 from ._progress import BatchProgress
-from ._types import BatchError, BatchResult
+from ._types import BatchResult
 
 __all__ = ["make_engine", "arerank_batch", "rerank_batch", "arerank_to_run", "rerank_to_run", "ENGINES"]
 
@@ -155,8 +155,3 @@ def rerank_to_run(ranker: Any, queries: Iterable[Any], out: str | Path, **kwargs
     engine's options (``max_calls_in_flight``, ``top_n``, ...).
     """
     return asyncio.run(arerank_to_run(ranker, queries, out, **kwargs))
-
-
-def check_complete(report: Mapping[str, Any], expected: int | None) -> None:
-    if expected is not None and report.get("queries") != expected:
-        raise BatchError(f"the run holds {report.get('queries')} queries, expected {expected}")

@@ -17,6 +17,14 @@ class BatchError(RerankRagError):
     input is malformed. Results already written stay written; a rerun resumes."""
 
 
+def positive_int(name: str, value: Any) -> int:
+    """``value`` if it is an ``int`` >= 1 (not a bool); ValueError naming ``name`` otherwise.
+    The one check of the engines' counts and caps."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class BatchQuery:
     """One query of a batch: its id, text and first-stage candidates (best first).

@@ -30,6 +30,11 @@ __all__ = ["main", "build_config", "app_from_env"]
 CONFIG_ENV = "RERANK_RAG_SERVE_CONFIG"
 
 
+#: The ``[limits]`` fields settable by a flag (``--max-in-flight`` ...), with their types.
+_LIMIT_FLAGS = (("max_in_flight", int), ("max_documents", int), ("max_body_bytes", int),
+                ("max_query_chars", int), ("max_tokens_per_doc", int), ("request_timeout", float))
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="rerank-rag serve",
@@ -50,9 +55,8 @@ def _parser() -> argparse.ArgumentParser:
         help="environment variable with comma-separated API keys (default RERANK_RAG_API_KEYS; "
         "unset or empty: no authentication)",
     )  # fmt: skip
-    for name, kind in (("max-in-flight", int), ("max-documents", int), ("max-body-bytes", int),
-                       ("max-query-chars", int), ("max-tokens-per-doc", int), ("request-timeout", float)):  # fmt: skip
-        p.add_argument(f"--{name}", type=kind, help=f"limits.{name.replace('-', '_')}")
+    for name, kind in _LIMIT_FLAGS:
+        p.add_argument(f"--{name.replace('_', '-')}", type=kind, help=f"limits.{name}")
     p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default 1)")
     p.add_argument("--mcp", action="store_true", help="also serve the MCP tools at /mcp")
     p.add_argument("--stdio", action="store_true", help="serve the MCP tools over stdio only")
@@ -85,12 +89,7 @@ def build_config(args: argparse.Namespace) -> ServeConfig:
         kw["mcp"] = True
     if args.default_model:
         kw["default_model"] = args.default_model
-    limits = {
-        name: getattr(args, name)
-        for name in ("max_in_flight", "max_documents", "max_body_bytes", "max_query_chars",
-                     "max_tokens_per_doc", "request_timeout")  # fmt: skip
-        if getattr(args, name) is not None
-    }
+    limits = {name: getattr(args, name) for name, _ in _LIMIT_FLAGS if getattr(args, name) is not None}
     if limits:
         kw["limits"] = replace(cfg.limits, **limits)
     kw["ray"] = _ray_options(args, cfg.ray)

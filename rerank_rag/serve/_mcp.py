@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field  # noqa: E402
 
 from .._text import count_tokens  # noqa: E402
 from ._limits import ApiError  # noqa: E402
-from ._service import RerankService  # noqa: E402
+from ._service import RerankResult, RerankService  # noqa: E402
 
 __all__ = ["build_mcp_server", "run_stdio", "RankedItem", "RerankToolResult", "PruneToolResult"]
 
@@ -65,6 +65,11 @@ def _tool_error(exc: ApiError) -> Exception:
     return ToolError(f"{exc.message} (HTTP {exc.status} {exc.kind})")
 
 
+def _ranked(res: RerankResult) -> list[RankedItem]:
+    """Every ranked item of ``res``, best first, as both tools report it."""
+    return [RankedItem(index=i, relevance_score=round(v, 6)) for i, v in zip(res.order, res.relevance)]
+
+
 def build_mcp_server(service: RerankService) -> Any:
     """An ``MCPServer`` with the ``rerank`` and ``prune`` tools over ``service``."""
     from mcp.server.mcpserver import MCPServer
@@ -91,7 +96,7 @@ def build_mcp_server(service: RerankService) -> Any:
             raise _tool_error(exc) from None
         return RerankToolResult(
             model=res.model,
-            results=[RankedItem(index=i, relevance_score=round(v, 6)) for i, v in zip(res.order, res.relevance)],
+            results=_ranked(res),
             warnings=res.warnings,
         )
 
@@ -131,7 +136,7 @@ def build_mcp_server(service: RerankService) -> Any:
             dropped=[i for i in range(len(items)) if i not in kept],
             tokens_kept=token_budget - left,
             token_budget=token_budget,
-            results=[RankedItem(index=i, relevance_score=round(v, 6)) for i, v in zip(res.order, res.relevance)],
+            results=_ranked(res),
             warnings=res.warnings,
         )
 
