@@ -42,10 +42,6 @@ _MODES = ("sliding", "single")
 log = logging.getLogger("rerank_rag.listwise")
 
 
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    return check_int(name, value, minimum)
-
-
 def window_spans(n: int, window_size: int, step: int) -> list[tuple[int, int]]:
     """The sliding windows over ``n`` positions, back to front, as ``[start, end)`` pairs.
 
@@ -56,9 +52,9 @@ def window_spans(n: int, window_size: int, step: int) -> list[tuple[int, int]]:
     ``(80, 100), (70, 90), ..., (0, 20)``: 9 windows for ``n=100, window_size=20, step=10``.
     ``n == 0`` gives no window.
     """
-    _check_int("n", n, 0)
-    _check_int("window_size", window_size, 1)
-    _check_int("step", step, 1)
+    check_int("n", n, 0)
+    check_int("window_size", window_size, 1)
+    check_int("step", step, 1)
     if step > window_size:
         raise ValueError(f"step ({step}) must be <= window_size ({window_size})")
     if n == 0:
@@ -129,17 +125,17 @@ class ListwiseRanker(PlanRanker):
     ) -> None:
         if mode not in _MODES:
             raise ValueError(f"mode must be one of {', '.join(_MODES)}, got {mode!r}")
-        self.window_size = _check_int("window_size", window_size, 2)
+        self.window_size = check_int("window_size", window_size, 2)
         if step is None:
             step = max(1, self.window_size // 2)
-        self.step = _check_int("step", step, 1)
+        self.step = check_int("step", step, 1)
         if self.step > self.window_size:
             raise ValueError(f"step ({step}) must be <= window_size ({window_size})")
-        self.passes = _check_int("passes", passes, 1)
+        self.passes = check_int("passes", passes, 1)
         if max_passage_tokens is not None:
-            max_passage_tokens = _check_int("max_passage_tokens", max_passage_tokens, 1)
+            max_passage_tokens = check_int("max_passage_tokens", max_passage_tokens, 1)
         if max_query_tokens is not None:
-            max_query_tokens = _check_int("max_query_tokens", max_query_tokens, 1)
+            max_query_tokens = check_int("max_query_tokens", max_query_tokens, 1)
         if not isinstance(strict, bool):
             raise TypeError(f"strict must be a bool, got {type(strict).__name__}")
         kw: dict[str, Any] = {}
