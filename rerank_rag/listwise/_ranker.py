@@ -198,7 +198,7 @@ class ListwiseRanker(PlanRanker):
         outcome: Completion | LLMError,
         m: int,
         usage: Usage,
-        failures: list[str] | None = None,
+        failures: list[str],
     ) -> tuple[list[int], int | None]:
         """The new order of a window of ``m`` positions (previous order on failure) and
         how many of them the answer listed (``None``: no usable answer, no judgment).
@@ -207,7 +207,6 @@ class ListwiseRanker(PlanRanker):
         counts in ``usage.fallbacks`` and adds its reason to ``failures``.
         """
         identity = list(range(m)), None
-        notes = failures if failures is not None else []
         if isinstance(outcome, LLMError):
             raise_if_permanent(outcome)
             if self.strict:
@@ -215,7 +214,7 @@ class ListwiseRanker(PlanRanker):
                     f"LLM call failed for a window of {m}: {outcome}"
                 ) from outcome
             usage.fallbacks += 1
-            notes.append(f"LLM call failed: {outcome}")
+            failures.append(f"LLM call failed: {outcome}")
             return identity
         try:
             parsed = self.prompt.parse(outcome, m, strict=self.strict)
@@ -223,13 +222,13 @@ class ListwiseRanker(PlanRanker):
             if self.strict:
                 raise
             usage.fallbacks += 1
-            notes.append(f"unparsable answer: {exc}")
+            failures.append(f"unparsable answer: {exc}")
             return identity
         except Exception as exc:  # noqa: BLE001 - a custom prompt's bug must not lose docs
             if self.strict:
                 raise ParseError(f"prompt parse failed: {type(exc).__name__}: {exc}") from exc
             usage.fallbacks += 1
-            notes.append(f"prompt parse failed: {type(exc).__name__}: {exc}")
+            failures.append(f"prompt parse failed: {type(exc).__name__}: {exc}")
             return identity
         if not isinstance(parsed, WindowParse):
             raise TypeError(f"prompt.parse must return a WindowParse, got {type(parsed).__name__}")
@@ -244,7 +243,7 @@ class ListwiseRanker(PlanRanker):
             if self.strict:
                 raise ParseError(f"the LLM answer for a window of {m} had no usable id")
             usage.fallbacks += 1
-            notes.append(f"the answer names no valid id: {outcome.text[:80]!r}")
+            failures.append(f"the answer names no valid id: {outcome.text[:80]!r}")
             return identity
         if repaired:
             usage.parse_repairs += 1
