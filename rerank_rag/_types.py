@@ -117,15 +117,13 @@ def as_candidates(candidates: Sequence[CandidateLike] | Iterator[CandidateLike])
             raise TypeError(
                 f"candidate {i} has text of type {type(text).__name__}; text must be a string"
             )
-        cand = Candidate(
-            text=text,
-            id=_check_id(i, cid),
-            metadata=_check_metadata(i, metadata),
-            score=_check_score(i, score),
-        )
-        if isinstance(c, Candidate) and cand == c:
-            cand = c  # keep the caller's object when nothing changed
-        out.append(cand)
+        cid = _check_id(i, cid)
+        metadata = _check_metadata(i, metadata)
+        score = _check_score(i, score)
+        if isinstance(c, Candidate) and cid is c.id and metadata is c.metadata and score is c.score:
+            out.append(c)  # nothing changed (same objects, not just equal ones): keep it
+            continue
+        out.append(Candidate(text=text, id=cid, metadata=metadata, score=score))
     return out
 
 

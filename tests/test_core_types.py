@@ -45,6 +45,7 @@ def test_valid_candidate_fields_are_normalised():
                            Candidate("b", score=fractions.Fraction(1, 2))])
     assert cands[0].score == 3.0 and isinstance(cands[0].score, float)
     assert cands[0].metadata == {} and cands[0].id == "7" and cands[1].score == 0.5
+    assert isinstance(cands[1].score, float)  # a Candidate's score is normalised too
     same = Candidate("c", id="x", metadata={"k": 1}, score=0.5)
     assert as_candidates([same])[0] is same
 

@@ -42,10 +42,6 @@ _MODES = ("sliding", "single")
 log = logging.getLogger("rerank_rag.listwise")
 
 
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    return check_int(name, value, minimum)
-
-
 def window_spans(n: int, window_size: int, step: int) -> list[tuple[int, int]]:
     """The sliding windows over ``n`` positions, back to front, as ``[start, end)`` pairs.
 
@@ -56,9 +52,9 @@ def window_spans(n: int, window_size: int, step: int) -> list[tuple[int, int]]:
     ``(80, 100), (70, 90), ..., (0, 20)``: 9 windows for ``n=100, window_size=20, step=10``.
     ``n == 0`` gives no window.
     """
-    _check_int("n", n, 0)
-    _check_int("window_size", window_size, 1)
-    _check_int("step", step, 1)
+    check_int("n", n, 0)
+    check_int("window_size", window_size, 1)
+    check_int("step", step, 1)
     if step > window_size:
         raise ValueError(f"step ({step}) must be <= window_size ({window_size})")
     if n == 0:
@@ -129,17 +125,17 @@ class ListwiseRanker(PlanRanker):
     ) -> None:
         if mode not in _MODES:
             raise ValueError(f"mode must be one of {', '.join(_MODES)}, got {mode!r}")
-        self.window_size = _check_int("window_size", window_size, 2)
+        self.window_size = check_int("window_size", window_size, 2)
         if step is None:
             step = max(1, self.window_size // 2)
-        self.step = _check_int("step", step, 1)
+        self.step = check_int("step", step, 1)
         if self.step > self.window_size:
             raise ValueError(f"step ({step}) must be <= window_size ({window_size})")
-        self.passes = _check_int("passes", passes, 1)
+        self.passes = check_int("passes", passes, 1)
         if max_passage_tokens is not None:
-            max_passage_tokens = _check_int("max_passage_tokens", max_passage_tokens, 1)
+            max_passage_tokens = check_int("max_passage_tokens", max_passage_tokens, 1)
         if max_query_tokens is not None:
-            max_query_tokens = _check_int("max_query_tokens", max_query_tokens, 1)
+            max_query_tokens = check_int("max_query_tokens", max_query_tokens, 1)
         if not isinstance(strict, bool):
             raise TypeError(f"strict must be a bool, got {type(strict).__name__}")
         kw: dict[str, Any] = {}
@@ -202,7 +198,7 @@ class ListwiseRanker(PlanRanker):
         outcome: Completion | LLMError,
         m: int,
         usage: Usage,
-        failures: list[str] | None = None,
+        failures: list[str],
     ) -> tuple[list[int], int | None]:
         """The new order of a window of ``m`` positions (previous order on failure) and
         how many of them the answer listed (``None``: no usable answer, no judgment).
@@ -211,7 +207,6 @@ class ListwiseRanker(PlanRanker):
         counts in ``usage.fallbacks`` and adds its reason to ``failures``.
         """
         identity = list(range(m)), None
-        notes = failures if failures is not None else []
         if isinstance(outcome, LLMError):
             raise_if_permanent(outcome)
             if self.strict:
@@ -219,7 +214,7 @@ class ListwiseRanker(PlanRanker):
                     f"LLM call failed for a window of {m}: {outcome}"
                 ) from outcome
             usage.fallbacks += 1
-            notes.append(f"LLM call failed: {outcome}")
+            failures.append(f"LLM call failed: {outcome}")
             return identity
         try:
             parsed = self.prompt.parse(outcome, m, strict=self.strict)
@@ -227,13 +222,13 @@ class ListwiseRanker(PlanRanker):
             if self.strict:
                 raise
             usage.fallbacks += 1
-            notes.append(f"unparsable answer: {exc}")
+            failures.append(f"unparsable answer: {exc}")
             return identity
         except Exception as exc:  # noqa: BLE001 - a custom prompt's bug must not lose docs
             if self.strict:
                 raise ParseError(f"prompt parse failed: {type(exc).__name__}: {exc}") from exc
             usage.fallbacks += 1
-            notes.append(f"prompt parse failed: {type(exc).__name__}: {exc}")
+            failures.append(f"prompt parse failed: {type(exc).__name__}: {exc}")
             return identity
         if not isinstance(parsed, WindowParse):
             raise TypeError(f"prompt.parse must return a WindowParse, got {type(parsed).__name__}")
@@ -248,7 +243,7 @@ class ListwiseRanker(PlanRanker):
             if self.strict:
                 raise ParseError(f"the LLM answer for a window of {m} had no usable id")
             usage.fallbacks += 1
-            notes.append(f"the answer names no valid id: {outcome.text[:80]!r}")
+            failures.append(f"the answer names no valid id: {outcome.text[:80]!r}")
             return identity
         if repaired:
             usage.parse_repairs += 1

@@ -75,17 +75,14 @@ class ResponseCache(Protocol):
 
 
 def _from_value(value: Any) -> Completion | None:
+    """A stored value as a cached :class:`Completion` (``cached=True``, ``retries=0``),
+    or ``None`` (nothing stored, or a corrupt entry)."""
     if not isinstance(value, Mapping):
         return None
     try:
         return replace(Completion.from_json(value), cached=True, retries=0)
     except (TypeError, ValueError):  # a corrupt entry is a miss, not a crash
         return None
-
-
-def lookup(cache: ResponseCache, key: str) -> Completion | None:
-    """A cached :class:`Completion` (``cached=True``, ``retries=0``) or ``None``."""
-    return _from_value(cache.get(key))
 
 
 def store(cache: ResponseCache, key: str, completion: Completion) -> None:

@@ -54,9 +54,12 @@ def _canonical(value: Any, where: str) -> Any:
     if isinstance(value, Mapping):
         out: dict[str, Any] = {}
         for k, v in value.items():
-            key = k if isinstance(k, str) else json.dumps(_canonical(k, where), sort_keys=True)
-            if isinstance(k, (int, float)) and not isinstance(k, bool):
+            if isinstance(k, str):
+                key = k
+            elif isinstance(k, (int, float)) and not isinstance(k, bool):
                 key = str(k)  # {42: 5} is sent as {"42": 5}
+            else:
+                key = json.dumps(_canonical(k, where), sort_keys=True)
             out[key] = _canonical(v, f"{where}[{key!r}]")
         return out
     if isinstance(value, (list, tuple)):

@@ -180,7 +180,7 @@ class LLMPointwiseRanker(PlanRanker):
         )
 
     def _score_outcome(
-        self, i: int, outcome: Outcome, usage: Usage, failures: list[str] | None = None
+        self, i: int, outcome: Outcome, usage: Usage, failures: list[str]
     ) -> float | None:
         if isinstance(outcome, LLMError):
             raise_if_permanent(outcome)
@@ -189,8 +189,7 @@ class LLMPointwiseRanker(PlanRanker):
                     f"LLM call for passage {i} failed: {outcome}"
                 ) from outcome
             usage.fallbacks += 1
-            if failures is not None:
-                failures.append(f"LLM call for passage {i} failed: {outcome}")
+            failures.append(f"LLM call for passage {i} failed: {outcome}")
             return None
         assert isinstance(outcome, Completion)
         if outcome.top_logprobs:
