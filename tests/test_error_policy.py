@@ -28,6 +28,7 @@ from rerank_rag import (  # noqa: E402
     LLMRateLimitError,
     LLMResponseError,
     LLMServerError,
+    LLMTimeoutError,
     PairwiseRanker,
     RankingFailedError,
     SetwiseRanker,
@@ -175,11 +176,13 @@ def test_a_200_error_body_keeps_the_message_and_its_status_is_honoured():
         Reply(status=200, body=json.dumps({"error": {"message": "upstream overloaded", "code": 503}})),
         Reply(status=200, body=json.dumps({"error": "context window exceeded by 12 tokens"})),
         Reply(status=200, body=json.dumps({"error": {"message": "slow down", "code": "429"}})),
+        Reply(status=200, body=json.dumps({"error": {"message": "upstream took too long", "status": 408}})),
     ]
     expected = [
         (LLMServerError, "upstream overloaded", 3),  # retried like an HTTP 503
         (LLMResponseError, "context window exceeded", 2),  # malformed: retried once
         (LLMRateLimitError, "slow down", 3),
+        (LLMTimeoutError, "upstream took too long", 3),  # retried like an HTTP 408
     ]
     for reply, (error, message, requests) in zip(replies, expected):
         with ChatServer(lambda body: reply) as srv, _llm(srv) as llm:

@@ -58,16 +58,31 @@ def is_configuration_error(status: int | None, code: Any, param: Any, message: s
     return False
 
 
+def _retried_kind(status: int | None) -> type[LLMError] | None:
+    """The error class of a status the backend retries (429, 5xx, 408), else ``None``."""
+    if status == 429:
+        return LLMRateLimitError
+    if status is not None and status >= 500:
+        return LLMServerError
+    if status == 408:
+        return LLMTimeoutError
+    return None
+
+
+_RETRIED_TEXT = {
+    LLMRateLimitError: "rate limited by {where} (HTTP 429): {message}",
+    LLMServerError: "server error from {where} (HTTP {status}): {message}",
+    LLMTimeoutError: "{where} answered HTTP 408 (request timeout)",
+}
+
+
 def status_error(
     status: int, where: str, message: str, *, code: Any = None, param: Any = None
 ) -> LLMError:
     """The error for an HTTP error status (``message``: the server's, shortened)."""
-    if status == 429:
-        return LLMRateLimitError(f"rate limited by {where} (HTTP 429): {message}", status=status)
-    if status >= 500:
-        return LLMServerError(f"server error from {where} (HTTP {status}): {message}", status=status)
-    if status == 408:
-        return LLMTimeoutError(f"{where} answered HTTP 408 (request timeout)", status=status)
+    kind = _retried_kind(status)
+    if kind is not None:
+        return kind(_RETRIED_TEXT[kind].format(where=where, status=status, message=message), status=status)
     text = f"{where} rejected the request (HTTP {status}): {message}"
     if is_configuration_error(status, code, param, message):
         return LLMConfigurationError(text + _HINT, status=status)
@@ -102,10 +117,9 @@ def body_error(error: Any, where: str, redact: Callable[[str], str]) -> LLMError
     if status is not None:
         text += f" (status {status})"
     text += f": {message}"
-    if status == 429:
-        return LLMRateLimitError(text, status=status)
-    if status is not None and status >= 500:
-        return LLMServerError(text, status=status)
+    kind = _retried_kind(status)
+    if kind is not None:
+        return kind(text, status=status)
     if is_configuration_error(status, code, param, message):
         return LLMConfigurationError(text + _HINT, status=status)
     return mark_malformed(LLMResponseError(text, status=status))
