@@ -17,6 +17,7 @@ from .._ranker import PlanRanker, Result, raise_if_permanent
 from .._relevance import judged, judges_relevance as prompt_judges_relevance, positional
 from .._types import Candidate, Usage, check_int
 from ..llm._base import Completion, LLMRequest
+from ..listwise._prompts import DEFAULT_MAX_QUERY_TOKENS
 from ._aggregators import Aggregator, aggregator_name, get_aggregator, order_from_scores
 from ._comparisons import Comparisons
 from ._designs import BlockDesign, Coverage, connected_components, coverage_stats, get_design
@@ -143,7 +144,7 @@ class JointRanker(PlanRanker):
         max_passage_tokens: int | None = 300,
         repair: bool = True,
         id_style: str | None = None,
-        max_query_tokens: int | None = 256,
+        max_query_tokens: int | None = DEFAULT_MAX_QUERY_TOKENS,
     ) -> None:
         block_size = check_int("block_size", block_size, 2)
         replicas = check_int("replicas", replicas, 1)
@@ -183,7 +184,7 @@ class JointRanker(PlanRanker):
         max_passage_tokens: int | None,
         *,
         id_style: str | None = None,
-        max_query_tokens: int | None = 256,
+        max_query_tokens: int | None = DEFAULT_MAX_QUERY_TOKENS,
     ) -> WindowPrompt:
         if isinstance(prompt, str):
             from ..listwise import get_prompt

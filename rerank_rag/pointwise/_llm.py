@@ -21,6 +21,7 @@ from .._relevance import from_log_odds
 from .._text import truncate_tokens
 from .._types import Candidate, Ranking, Usage, check_int
 from ..llm._base import Completion, LLMRequest
+from ..listwise._prompts import DEFAULT_MAX_QUERY_TOKENS
 
 __all__ = ["LLMPointwiseRanker", "yes_no_score"]
 
@@ -136,7 +137,7 @@ class LLMPointwiseRanker(PlanRanker):
         max_passage_tokens: int = 300,
         strict: bool = False,
         top_logprobs: int = 20,
-        max_query_tokens: int | None = 256,
+        max_query_tokens: int | None = DEFAULT_MAX_QUERY_TOKENS,
     ) -> None:
         from ..llm._adapt import as_backend
 
