@@ -13,7 +13,6 @@ without it, a pure-Python inverted index gives the same results, more slowly
 from __future__ import annotations
 
 import functools
-import functools
 import re
 from collections.abc import Callable, Collection, Iterable, Sequence
 
