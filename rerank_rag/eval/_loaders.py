@@ -55,8 +55,6 @@ FORMATS = ("jsonl", "rankgpt", "trec-run")
 
 _ID_KEYS = ("docid", "_id", "id", "doc_id", "pid")
 _TEXT_KEYS = ("text", "contents", "content", "passage")
-_QID_KEYS = ("qid", "_id", "id", "query_id")
-_QUERY_KEYS = ("query", "text", "question")
 
 
 def _exists(path: PathLike | None, what: str, option: str) -> Path:
