@@ -15,6 +15,8 @@ __all__ = [
     "RankingFailedError",
     "CacheError",
     "MissingDependencyError",
+    "is_permanent",
+    "as_llm_error",
 ]
 
 
@@ -99,3 +101,29 @@ def require(module: str, extra: str, *, feature: str | None = None):  # type: ig
             f"{what} needs the '{module.split('.')[0]}' package. "
             f"Install it with: pip install 'rerank-rag[{extra}]'"
         ) from exc
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """True for an error no retry or fallback can fix: one with ``transient = False``
+    (:class:`LLMConfigurationError`), or an :class:`ImportError` (the backend cannot run
+    at all: a module is missing)."""
+    return isinstance(exc, ImportError) or getattr(exc, "transient", True) is False
+
+
+def as_llm_error(exc: BaseException, message: str) -> LLMError:
+    """``exc``, raised by a backend that is not ours to classify, as an :class:`LLMError`
+    saying ``message``: a timeout or a connection error as the transient kinds, an
+    :class:`ImportError` as :class:`LLMConfigurationError` (the backend cannot run, so it
+    is raised, never fallen back from), anything else as a transient :class:`LLMError`.
+    The original is kept as ``__cause__``."""
+    err: LLMError
+    if isinstance(exc, ImportError):
+        err = LLMConfigurationError(message)
+    elif isinstance(exc, TimeoutError):  # asyncio.TimeoutError is TimeoutError since 3.11
+        err = LLMTimeoutError(message)
+    elif isinstance(exc, ConnectionError):
+        err = LLMConnectionError(message)
+    else:
+        err = LLMError(message)
+    err.__cause__ = exc
+    return err

@@ -29,7 +29,7 @@ from typing import Any
 from ._errors import LLMError, ParseError, RankingFailedError
 from ._group_prompt import GroupPrompt, check_budget, check_id_style
 from ._protocols import WindowParse
-from ._ranker import PlanRanker
+from ._ranker import PlanRanker, raise_if_permanent
 from ._relevance import positional
 from ._types import Candidate, Ranking, Usage, check_int
 from .llm._base import Completion, LLMRequest
@@ -146,8 +146,7 @@ class CallBook:
 
     def error(self, err: LLMError, context: str) -> None:
         """A call ended in ``err``: raise (non-transient or strict) or count a fallback."""
-        if not getattr(err, "transient", True):
-            raise err
+        raise_if_permanent(err)
         if self.strict:
             raise RankingFailedError(f"LLM call failed ({context}): {err}") from err
         self.failed += 1

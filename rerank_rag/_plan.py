@@ -20,7 +20,7 @@ from collections.abc import Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, Union
 
-from ._errors import LLMError
+from ._errors import LLMError, as_llm_error
 from ._types import Usage
 from .llm._base import Completion, LLMBackend, LLMRequest
 
@@ -34,9 +34,7 @@ Plan = Generator[Sequence[LLMRequest], list[Outcome], T]
 def _as_llm_error(exc: BaseException) -> LLMError:
     if isinstance(exc, LLMError):
         return exc
-    err = LLMError(f"{type(exc).__name__}: {exc}")
-    err.__cause__ = exc
-    return err
+    return as_llm_error(exc, f"{type(exc).__name__}: {exc}")
 
 
 def _account(usage: Usage, outcome: Outcome) -> None:

@@ -19,7 +19,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
-from ._errors import LLMError
+from ._errors import LLMError, is_permanent
 from ._plan import Plan, arun_plan, run_plan
 from ._types import Candidate, CandidateLike, Ranking, Usage, as_candidates, check_top_n
 from .llm._base import LLMBackend
@@ -46,7 +46,7 @@ def raise_if_permanent(outcome: object) -> None:
     (wrong key, wrong URL, unknown model) can never succeed, so it is raised as is,
     never fallen back from, whatever ``strict`` says.
     """
-    if isinstance(outcome, LLMError) and not outcome.transient:
+    if isinstance(outcome, LLMError) and is_permanent(outcome):
         raise outcome
 
 

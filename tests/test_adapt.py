@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from rerank_rag import LLMError, LLMTimeoutError
+from rerank_rag import LLMConfigurationError, LLMError, LLMTimeoutError
 from rerank_rag.llm import CachedLLM, FakeLLM, MemoryCache, as_backend
 from rerank_rag.llm._adapt import HaystackLLM, LangChainLLM, LlamaIndexLLM, framework_of
 
@@ -305,6 +305,11 @@ def test_haystack_errors_are_mapped():
     comp, _ = _tracking_component(delay=0, fail=TimeoutError("slow model"))
     with pytest.raises(LLMTimeoutError, match="slow model"):
         as_backend(comp).complete("q")
+    # a model that cannot run (a module missing) is not transient: rankers raise it
+    comp, _ = _tracking_component(delay=0, fail=ModuleNotFoundError("No module named 'vllm'"))
+    with pytest.raises(LLMConfigurationError, match="vllm") as info:
+        as_backend(comp).complete("q")
+    assert info.value.transient is False
 
 
 # -- shared adapter behaviour ------------------------------------------------------------

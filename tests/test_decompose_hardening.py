@@ -182,6 +182,17 @@ def test_a_permanent_decomposer_error_raises():
         DecomposeRetrieveRerank(Counting(), None, decomposer=unauthorised).run(QUESTION)
 
 
+def test_a_decomposer_that_cannot_run_raises():
+    def cannot_run(*args, **kwargs):
+        raise ModuleNotFoundError("No module named 'httpx'")
+
+    pipe = DecomposeRetrieveRerank(Counting(), None, decomposer=Decomposer(FakeLLM(cannot_run)))
+    with pytest.raises(LLMConfigurationError, match="httpx"):
+        pipe.run(QUESTION)
+    with pytest.raises(ModuleNotFoundError, match="httpx"):
+        DecomposeRetrieveRerank(Counting(), None, decomposer=cannot_run).run(QUESTION)
+
+
 def test_a_permanent_retriever_or_ranker_error_raises():
     def retriever(query, k):
         if query == SUBS[0]:

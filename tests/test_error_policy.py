@@ -21,6 +21,7 @@ pytest.importorskip("openai")
 
 from rerank_rag import (  # noqa: E402
     DynamicCutoff,
+    FakeLLM,
     FirstStageEvidence,
     FirstStageFusion,
     LLMConfigurationError,
@@ -271,3 +272,20 @@ def test_the_wrappers_keep_the_policy(name, caplog):
         with pytest.raises(RankingFailedError):
             WRAPPERS[name](llm, True).rank("which passage?", DOCS)
         llm.close()
+
+
+def _cannot_run(messages):
+    raise ModuleNotFoundError("No module named 'httpx'")
+
+
+@pytest.mark.parametrize("name", RANKERS)
+def test_a_backend_that_cannot_run_raises_from_every_ranker(name):
+    # an ImportError inside a backend is never transient: 0.2.0's demo took one for a
+    # failed call and showed the first-stage order as the LLM's ranking
+    for strict in (False, True):
+        llm = FakeLLM(_cannot_run)
+        ranker = _rankers(llm, strict)[name]
+        with pytest.raises(LLMConfigurationError, match="No module named 'httpx'"):
+            ranker.rank("topic 1", DOCS)
+        with pytest.raises(LLMConfigurationError, match="No module named 'httpx'"):
+            asyncio.run(ranker.arank("topic 1", DOCS))

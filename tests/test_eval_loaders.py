@@ -223,3 +223,26 @@ def test_dl19_as_your_own_trec_files_gives_the_reference_figure(tmp_path):
     assert ds.name == "dl19-passage" and len(ds.queries) == 43
     res = evaluate(ds.first_stage_run(), ds.qrels, ["ndcg@10", "recall@100"], threshold=2)
     assert round(res.means["ndcg@10"], 4) == 0.5058 and round(res.means["recall@100"], 3) == 0.491
+
+
+def test_rank_dataset_records_a_transient_failure_but_stops_on_one_that_cannot_heal(tmp_path):
+    from rerank_rag import LLMError, Ranking, Usage
+    from rerank_rag.eval import rank_dataset
+
+    ds = load_dataset(_write_jsonl(tmp_path / "chat.jsonl", _records()))
+
+    class Ranker:
+        def __init__(self, exc):
+            self.exc = exc
+
+        async def arank(self, query, candidates):
+            if query == "where is my invoice":
+                raise self.exc
+            return Ranking(order=tuple(reversed(range(len(candidates)))), scores=(1.0,) * len(candidates), usage=Usage())
+
+    rows = rank_dataset(Ranker(LLMError("HTTP 503: overloaded")), ds)
+    assert [r["error"] for r in rows] == [None, "LLMError: HTTP 503: overloaded", None]
+    assert rows[0]["docids"] == ["d", "a", "b"] and rows[1]["docids"] == ["a", "b"]  # first-stage order
+    # a missing module fails every query alike: the run stops instead of recording it
+    with pytest.raises(ModuleNotFoundError, match="onnxruntime"):
+        rank_dataset(Ranker(ModuleNotFoundError("No module named 'onnxruntime'")), ds)

@@ -570,3 +570,32 @@ def test_asyncio_run_in_a_script_leaves_no_open_connection(tmp_path):
     out = subprocess.run([sys.executable, "-X", "dev", str(script)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
     assert "unclosed" not in out.stderr and "never retrieved" not in out.stderr, out.stderr[-2000:]
+
+
+_NO_HTTPX = r"""
+import asyncio, sys
+sys.modules["httpx"] = None  # as in an environment where only the SDK's own HTTP library is installed
+try:
+    import openai  # noqa: F401
+except ImportError:
+    print("SKIP: this openai version needs httpx itself")
+    raise SystemExit(0)
+from rerank_rag.llm import OpenAICompatibleLLM
+from rerank_rag.testing import ChatServer, Reply
+with ChatServer(lambda body: Reply(text="[2] > [1]")) as srv:
+    llm = OpenAICompatibleLLM("m", base_url=srv.base_url, api_key="k")
+    print(llm.complete("Rank [1] [2]").text)
+    print(asyncio.run(llm.acomplete("Rank [1] [2]")).text)
+"""
+
+
+def test_client_works_without_the_httpx_package():
+    # openai >= 3 talks through httpx2: the client must not import httpx itself (the
+    # offline demo's environment has no httpx; every call failed with ImportError)
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", _NO_HTTPX], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    if out.stdout.startswith("SKIP"):
+        pytest.skip(out.stdout.strip())
+    assert out.stdout.split() == ["[2]", ">", "[1]", "[2]", ">", "[1]"]

@@ -104,6 +104,18 @@ def test_logprob_probabilities_average_over_both_orders():
     assert r.order == (1, 0)
 
 
+def test_far_apart_logprobs_give_a_verdict_not_an_overflow():
+    # log-probabilities 1,000 nats apart: the probability saturates (exp(1000) overflows)
+    def answer(messages, **params):
+        a, b = shown_pair(messages)
+        better, worse = ("A", "B") if a > b else ("B", "A")
+        return Completion(text=better, top_logprobs={better: 0.0, worse: -1000.0})
+
+    for method in ("allpair", "bubblesort"):
+        r = PairwiseRanker(FakeLLM(answer), method=method, scoring="logprobs", sort_depth=3).rank("q", DOCS[:4])
+        assert r.order == (3, 2, 1, 0) and r.usage.fallbacks == 0, method
+
+
 def test_logprobs_through_a_real_http_server():
     pytest.importorskip("openai")
     from rerank_rag import OpenAICompatibleLLM

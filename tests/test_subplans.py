@@ -147,8 +147,10 @@ def test_bubble_top_equals_the_sequential_passes(n, block, depth):
 
 def test_bubble_passes_are_pipelined():
     n, depth = 100, 10
-    strength = [random.Random(5).random() for _ in range(n)]
+    rng = random.Random(5)
+    strength = [rng.random() for _ in range(n)]
     head, rounds, calls = drive(bubble_top(list(range(n)), 2, depth, strength_judge(strength)))
+    assert head == sorted(range(n), key=lambda i: -strength[i])[:depth]  # the passes really sort
     assert calls == sum(n - 1 - p for p in range(depth))  # 945 adjacent comparisons
     assert rounds <= n - 1 + 2 * depth  # each pass trails the previous by two steps
     head4, rounds4, calls4 = drive(bubble_top(list(range(n)), 4, depth, strength_judge(strength)))

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import _errors
-from .._errors import LLMError
+from .._errors import LLMError, is_permanent
 from ..llm._base import Completion, Message, normalize_messages
 
 __all__ = [
@@ -58,11 +58,6 @@ class QueryTrace:
 current_query: contextvars.ContextVar[QueryTrace | None] = contextvars.ContextVar(
     "rerank_rag_batch_query", default=None
 )
-
-
-def is_permanent(err: BaseException) -> bool:
-    """True for an error no retry or fallback can fix (``transient`` is False)."""
-    return isinstance(err, LLMError) and not getattr(err, "transient", True)
 
 
 class CappedLLM:

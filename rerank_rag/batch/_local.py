@@ -20,8 +20,8 @@ from collections import deque
 from collections.abc import AsyncIterator, Container, Iterable
 from typing import Any
 
-from .._errors import LLMError
-from ._backend import CappedLLM, QueryTrace, current_query, is_permanent, llm_of, with_backend
+from .._errors import LLMError, is_permanent
+from ._backend import CappedLLM, QueryTrace, current_query, llm_of, with_backend
 from ._types import BatchError, BatchQuery, BatchResult, _result, as_batch_query
 
 __all__ = ["LocalEngine", "iter_indexed"]

@@ -43,11 +43,10 @@ from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Container, Iterable
 from typing import Any
 
-from .._errors import LLMError, require
+from .._errors import LLMError, is_permanent, require
 from ._backend import (
     CappedLLM,
     ReplayLLM,
-    is_permanent,
     llm_of,
     outcome_from_json,
     request_key,

@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-from .._errors import LLMError, ParseError
+from .._errors import LLMError, ParseError, is_permanent
 from .._plan import Plan, arun_plan, run_plan
 from .._ranker import check_query
 from .._sync import run_sync
@@ -74,11 +74,6 @@ SYSTEM_PROMPT = "You are a careful assistant that prepares search queries."
 
 Gate = Union[str, Callable[[str], Any], None]
 PromptLike = Union[str, Callable[[str, int], Union[str, Sequence[Message]]]]
-
-
-def is_permanent(exc: BaseException) -> bool:
-    """True for an error that cannot heal on retry (``exc.transient is False``)."""
-    return getattr(exc, "transient", True) is False
 
 
 def describe(exc: BaseException) -> str:

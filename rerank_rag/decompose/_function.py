@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .._errors import is_permanent
 from .._ranker import check_query
 from .._sync import is_async_callable, run_sync
 from .._types import Usage
@@ -19,7 +20,6 @@ from ._decomposer import (
     _check_max,
     _short,
     describe,
-    is_permanent,
 )
 from ._parse import dedupe_subquestions
 

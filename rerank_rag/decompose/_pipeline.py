@@ -34,12 +34,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Union
 
-from .._errors import RerankRagError
+from .._errors import RerankRagError, is_permanent
 from .._ranker import check_query
 from .._retrieval import Retriever, as_retriever
 from .._types import Candidate, Ranking, Usage, check_top_n
 from ..adapters import arank, checked_ranking
-from ._decomposer import Decomposition, describe, is_permanent
+from ._decomposer import Decomposition, describe
 from ._function import as_decomposer
 from ._merge import MERGE_METHODS, PooledCandidate, id_conflicts, merge_results
 from ._result import PipelineResult, RetrievalUsage, StageFailure

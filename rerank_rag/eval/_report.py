@@ -17,6 +17,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from .._errors import is_permanent
 from ._data import RerankDataset
 from ._methods import MethodSpec, resolve_method
 from ._metrics import AVERAGING, evaluate, nearest_rank_percentile, parse_metric
@@ -44,8 +45,8 @@ async def _rank_all(ranker: Any, ds: RerankDataset, parallel: int, progress: Pro
                 order = list(ranking.order)
                 usage = ranking.usage.as_dict()
             except Exception as exc:  # noqa: BLE001 - one failed query must not end the run
-                if getattr(exc, "transient", True) is False:
-                    raise  # a wrong key or unknown model: every other query would fail too
+                if is_permanent(exc):
+                    raise  # a wrong key, an unknown model, a missing module: every other query would fail too
                 error = f"{type(exc).__name__}: {exc}"
                 order = list(range(len(q.candidates)))
                 usage = {}

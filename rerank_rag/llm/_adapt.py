@@ -25,7 +25,8 @@ signature).
 The adapters make one framework call per request and do not retry: the framework
 object's own client handles transport retries. Exceptions are re-raised as
 :class:`~rerank_rag.LLMError` (``TimeoutError`` as ``LLMTimeoutError``,
-``ConnectionError`` as ``LLMConnectionError``) with the original as ``__cause__``.
+``ConnectionError`` as ``LLMConnectionError``, an ``ImportError`` as the non-transient
+``LLMConfigurationError``) with the original as ``__cause__``.
 Token usage comes from the framework's response metadata when present, else it is
 estimated (about 4 characters per token). First-token log-probabilities are not
 available through the adapters (``Completion.top_logprobs`` is ``None``); rankers that
@@ -46,7 +47,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .._errors import LLMConnectionError, LLMError, LLMTimeoutError
+from .._errors import LLMError, as_llm_error
 from ._base import Completion, LLMBackend, Message, normalize_messages
 from ._limit import ConcurrencyLimit
 
@@ -129,14 +130,7 @@ def as_backend(llm: Any, *, max_concurrency: int | None = None) -> LLMBackend:
 
 
 def _wrap_error(framework: str, exc: BaseException) -> LLMError:
-    msg = f"{framework} model call failed: {type(exc).__name__}: {exc}"
-    if isinstance(exc, TimeoutError):  # asyncio.TimeoutError is TimeoutError since 3.11
-        err: LLMError = LLMTimeoutError(msg)
-    elif isinstance(exc, ConnectionError):
-        err = LLMConnectionError(msg)
-    else:
-        err = LLMError(msg)
-    return err
+    return as_llm_error(exc, f"{framework} model call failed: {type(exc).__name__}: {exc}")
 
 
 def _model_name(obj: Any) -> str | None:

@@ -489,10 +489,10 @@ class OpenAICompatibleLLM:
     def _post_args(kw: dict[str, Any]) -> dict[str, Any]:
         body = dict(kw)
         timeout = body.pop("timeout", None)
-        import httpx  # a dependency of openai, loaded with it
-
         return {
-            "cast_to": httpx.Response,
+            # the body as text, parsed by us: no response model, and no import of the
+            # SDK's HTTP library (httpx or httpx2, depending on the openai version)
+            "cast_to": str,
             "body": body,
             "options": {"timeout": timeout} if timeout is not None else {},
         }
@@ -500,8 +500,7 @@ class OpenAICompatibleLLM:
     def _attempt_sync(self, kw: dict[str, Any]) -> Completion:
         client = self._sync_client()
         try:
-            raw = client.post("/chat/completions", **self._post_args(kw))
-            body = raw.text
+            body = client.post("/chat/completions", **self._post_args(kw))
         except self._openai.OpenAIError as exc:
             err = self._map_error(exc)
             raise err from err.__cause__
@@ -510,8 +509,7 @@ class OpenAICompatibleLLM:
     async def _attempt_async(self, kw: dict[str, Any]) -> Completion:
         client = self._async_client()
         try:
-            raw = await client.post("/chat/completions", **self._post_args(kw))
-            body = raw.text
+            body = await client.post("/chat/completions", **self._post_args(kw))
         except self._openai.OpenAIError as exc:
             err = self._map_error(exc)
             raise err from err.__cause__

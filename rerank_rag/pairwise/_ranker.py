@@ -21,6 +21,7 @@ from .._family import (
     scored,
 )
 from .._plan import Plan
+from .._relevance import sigmoid
 from .._ranker import Result
 from .._protocols import WindowPrompt
 from .._subplans import SubPlan
@@ -146,11 +147,9 @@ class PairwiseRanker(FamilyRanker):
         if self.scoring == "logprobs" and scores is not None:
             lp = dict(zip(parsed.listed, scores))
             a, b = lp.get(0, -math.inf), lp.get(1, -math.inf)
-            if a == b:
+            if a == b:  # both -inf too (their difference would be NaN)
                 return 0.5
-            if a == -math.inf or b == -math.inf:
-                return 1.0 if b == -math.inf else 0.0
-            return 1.0 / (1.0 + math.exp(b - a))
+            return sigmoid(a - b)  # overflow-safe; -inf on one side gives 0.0 or 1.0
         return 1.0 if parsed.listed[0] == 0 else 0.0
 
     def _reader(self, book: CallBook, usage: Usage) -> Callable[[Any], float | None]:

@@ -30,6 +30,7 @@ from types import MappingProxyType
 from typing import Any
 
 from .._errors import ParseError
+from .._family import check_choice
 from .._group_prompt import GroupPrompt, labels
 from .._protocols import WindowParse
 from .._types import check_int
@@ -82,10 +83,7 @@ class PickBestPrompt(GroupPrompt):
         top_logprobs: int = 20,
         max_query_tokens: int | None = DEFAULT_MAX_QUERY_TOKENS,
     ) -> None:
-        if not isinstance(scoring, str):
-            raise TypeError(f"scoring must be a string, got {type(scoring).__name__}")
-        if scoring not in SCORINGS:
-            raise ValueError(f"scoring must be one of {', '.join(SCORINGS)}, got {scoring!r}")
+        scoring = check_choice("scoring", scoring, SCORINGS)
         super().__init__(
             id_style=id_style,
             max_passage_tokens=max_passage_tokens,
