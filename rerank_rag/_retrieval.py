@@ -29,14 +29,13 @@ that).
 from __future__ import annotations
 
 import asyncio
-import functools
 import inspect
 import math
 from collections.abc import Callable, Iterable, Mapping
 from concurrent import futures
 from typing import Any
 
-from ._sync import run_sync, start_daemon
+from ._sync import is_async_callable, run_sync, start_daemon
 from ._types import Candidate, as_candidates
 
 __all__ = ["Retriever", "as_retriever", "K_PARAMETER_NAMES"]
@@ -48,14 +47,6 @@ K_PARAMETER_NAMES: tuple[str, ...] = (
 )
 
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-
-
-def _is_async_callable(fn: Any) -> bool:
-    while isinstance(fn, functools.partial):
-        fn = fn.func
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-        getattr(fn, "__call__", None)
-    )
 
 
 def _bind_k(fn: Callable[..., Any], name: str) -> Callable[[str, int], Any]:
@@ -330,7 +321,7 @@ def as_retriever(obj: Any, *, timeout: float | None = None) -> Retriever:
     if callable(obj):
         fname = getattr(obj, "__name__", name)
         fn = _bind_k(obj, fname)
-        if _is_async_callable(obj):
+        if is_async_callable(obj):
             return Retriever(None, fn, name=fname, timeout=timeout)
         return Retriever(fn, None, name=fname, timeout=timeout)
     if callable(getattr(obj, "search", None)):

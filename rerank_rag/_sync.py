@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
+import inspect
 import threading
 from collections.abc import Awaitable
 from concurrent.futures import Future
 from typing import Any, Callable, TypeVar
 
-__all__ = ["run_sync", "start_daemon"]
+__all__ = ["run_sync", "start_daemon", "is_async_callable"]
 
 T = TypeVar("T")
 
@@ -60,3 +62,13 @@ def start_daemon(fn: Callable[..., T], *args: Any) -> Future[T]:
 
     threading.Thread(target=work, name="rerank-rag-worker", daemon=True).start()
     return fut
+
+
+def is_async_callable(fn: Any) -> bool:
+    """True when calling ``fn`` gives a coroutine: an ``async def`` function, an object
+    with an ``async def __call__``, or a :func:`functools.partial` of either."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)
+    )

@@ -11,7 +11,7 @@ from typing import Any
 
 from .._errors import is_permanent
 from .._ranker import check_query
-from .._sync import run_sync
+from .._sync import is_async_callable, run_sync
 from .._types import Usage
 from ._decomposer import (
     DEFAULT_MAX_SUBQUESTIONS,
@@ -46,12 +46,6 @@ class _FunctionDecomposer:
     def __repr__(self) -> str:
         name = getattr(self.fn, "__name__", type(self.fn).__name__)
         return f"FunctionDecomposer({name}, max_subquestions={self.max_subquestions})"
-
-    def _is_async(self) -> bool:
-        fn = self.fn
-        return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-            getattr(fn, "__call__", None)
-        )
 
     def _result(self, question: str, subs: Any, t0: float) -> Decomposition:
         if subs is None:
@@ -96,7 +90,7 @@ class _FunctionDecomposer:
         question = check_query(question)
         t0 = time.perf_counter()
         try:
-            if self._is_async():
+            if is_async_callable(self.fn):
                 subs = await self.fn(question)
             else:
                 subs = await asyncio.to_thread(self.fn, question)

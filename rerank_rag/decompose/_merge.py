@@ -36,7 +36,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import unicodedata
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -144,11 +144,10 @@ def candidate_key(candidate: Candidate) -> str:
 
 
 class _Entry:
-    __slots__ = ("candidate", "ident", "hits", "first_seen")
+    __slots__ = ("candidate", "hits", "first_seen")
 
     def __init__(self, candidate: Candidate, first_seen: int) -> None:
         self.candidate = candidate
-        self.ident = candidate.id
         self.hits: list[Hit] = []
         self.first_seen = first_seen
 
@@ -169,9 +168,9 @@ class _Pool:
             found = self._by_id_text.get((cand.id, text))
             if found is None:
                 same_text = self._by_text.get(text)
-                if same_text is not None and same_text.ident is None:
+                if same_text is not None and same_text.candidate.id is None:
                     found = same_text  # the id-less entry adopts this id
-                    found.ident, found.candidate = cand.id, cand
+                    found.candidate = cand
                     self._by_id_text[(cand.id, text)] = found
         if found is not None:
             return found
@@ -181,14 +180,6 @@ class _Pool:
         if cand.id is not None:
             self._by_id_text[(cand.id, text)] = entry
         return entry
-
-    def conflicting_ids(self) -> list[Hashable]:
-        """Ids held by more than one entry (entries of one id differ in text)."""
-        count: dict[Hashable, int] = {}
-        for e in self.entries:
-            if e.ident is not None:
-                count[e.ident] = count.get(e.ident, 0) + 1
-        return [i for i, n in count.items() if n > 1]
 
 
 def _keys(entries: Sequence[_Entry]) -> list[str]:
@@ -201,13 +192,18 @@ def _keys(entries: Sequence[_Entry]) -> list[str]:
     return out
 
 
+def _conflicting_ids(candidates: Iterable[Candidate]) -> list[Hashable]:
+    """Ids held by more than one of ``candidates`` (pool entries of one id differ in text)."""
+    count: dict[Hashable, int] = {}
+    for c in candidates:
+        if c.id is not None:
+            count[c.id] = count.get(c.id, 0) + 1
+    return [i for i, n in count.items() if n > 1]
+
+
 def id_conflicts(pool: Sequence[PooledCandidate]) -> int:
     """How many ids label more than one pool entry (different texts under one id)."""
-    seen: dict[object, int] = {}
-    for p in pool:
-        if p.candidate.id is not None:
-            seen[p.candidate.id] = seen.get(p.candidate.id, 0) + 1
-    return sum(1 for n in seen.values() if n > 1)
+    return len(_conflicting_ids(p.candidate for p in pool))
 
 
 def merge_results(
@@ -248,7 +244,7 @@ def merge_results(
             here.append(entry)
         per_query.append(here)
 
-    conflicts = pool.conflicting_ids()
+    conflicts = _conflicting_ids(e.candidate for e in pool.entries)
     if conflicts:
         shown = ", ".join(repr(i) for i in conflicts[:5]) + (", ..." if len(conflicts) > 5 else "")
         log.warning(

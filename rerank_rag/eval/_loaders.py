@@ -29,6 +29,7 @@ large files); :func:`load_dataset` loads a whole :class:`RerankDataset` for
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections.abc import Iterable, Iterator
@@ -55,8 +56,6 @@ FORMATS = ("jsonl", "rankgpt", "trec-run")
 
 _ID_KEYS = ("docid", "_id", "id", "doc_id", "pid")
 _TEXT_KEYS = ("text", "contents", "content", "passage")
-_QID_KEYS = ("qid", "_id", "id", "query_id")
-_QUERY_KEYS = ("query", "text", "question")
 
 
 def _exists(path: PathLike | None, what: str, option: str) -> Path:
@@ -403,7 +402,8 @@ def _corpus_retriever(corpus_path: PathLike, depth: int | None) -> Any:
     def retrieve(query: str) -> list[Candidate]:
         hits = list(retriever.search(query, k))
         got = {c.id for c in hits}
-        hits += [Candidate(text=d.text, id=d.id, score=0.0) for d in docs if d.id not in got][: k - len(hits)]
+        rest = (Candidate(text=d.text, id=d.id, score=0.0) for d in docs if d.id not in got)
+        hits += itertools.islice(rest, k - len(hits))
         return [Candidate(text=c.text, id=c.id, score=c.score, metadata={"rank": i + 1}) for i, c in enumerate(hits)]
 
     return retrieve

@@ -8,7 +8,7 @@ method that needs it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -278,10 +278,3 @@ def method_help() -> str:
         tag = " [LLM]" if m.needs_llm else ""
         lines.append(f"  {m.name:<{width}}  {m.help}{tag}")
     return "\n".join(lines)
-
-
-def musique_sim_decomposer(records: Sequence[Mapping[str, Any]]) -> Callable[[dict[str, Any]], str]:
-    """Moved to :func:`rerank_rag.eval._musique.musique_sim_decomposer` (re-exported here)."""
-    from ._musique import musique_sim_decomposer as impl
-
-    return impl(records)

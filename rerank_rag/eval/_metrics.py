@@ -121,6 +121,15 @@ def judged_at_k(ranking: Sequence[str], judgments: Mapping[str, int], k: int) ->
     return sum(1 for d in top if d in judgments) / len(top)
 
 
+def nearest_rank_percentile(xs: Sequence[float], p: float) -> float:
+    """The ``p`` quantile (0..1) of ``xs`` by nearest rank (0.0 for none): the reports'
+    latency p50 / p95."""
+    if not xs:
+        return 0.0
+    s = sorted(xs)
+    return float(s[min(len(s) - 1, max(0, round(p * (len(s) - 1))))])
+
+
 def parse_metric(name: str) -> tuple[str, int]:
     """``"ndcg@10"`` -> ``("ndcg", 10)``; raises ``ValueError`` naming the accepted forms."""
     m = _METRIC_RE.match(name.strip().lower())

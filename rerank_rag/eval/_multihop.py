@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from .._types import Candidate, Usage
+from ._metrics import nearest_rank_percentile
 from ._mh_models import RERANKERS, CachedEmbeddingScorer, DenseRetriever, make_reranker
 
 __all__ = [
@@ -210,13 +211,6 @@ def _mean(xs: Sequence[float]) -> float:
     return float(statistics.fmean(xs)) if xs else 0.0
 
 
-def _percentile(xs: Sequence[float], p: float) -> float:
-    if not xs:
-        return 0.0
-    s = sorted(xs)
-    return float(s[min(len(s) - 1, max(0, round(p * (len(s) - 1))))])
-
-
 def _row(q: MultiHopQuestion, res: Any) -> dict[str, Any]:
     top = [c.id or "" for c in res.candidates]
     pool_ids = {p.candidate.id for p in res.pool}
@@ -261,8 +255,8 @@ def _summary(rows: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Any], dict[st
     times = col("time")
     latency = {
         "mean_s": _mean(times),
-        "p50_s": _percentile(times, 0.5),
-        "p95_s": _percentile(times, 0.95),
+        "p50_s": nearest_rank_percentile(times, 0.5),
+        "p95_s": nearest_rank_percentile(times, 0.95),
         "decompose_mean_s": _mean(col("time_decompose")),
         "retrieve_mean_s": _mean(col("time_retrieve")),
         "rerank_mean_s": _mean(col("time_rerank")),

@@ -9,14 +9,13 @@ every ``#n`` by the gold answer of step n (an ideal decomposer).
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from .._types import Candidate
-from ._data import DataNotFoundError
+from ._data import DataNotFoundError, load_musique
 from ._multihop import MultiHopData, MultiHopQuestion, evaluate_multihop, format_multihop_table
 
 __all__ = [
@@ -73,10 +72,7 @@ def load_musique_eval(data_dir: str | Path) -> MultiHopData:
         ValueError: a gold paragraph is not in the pooled corpus.
     """
     d = _resolve_dir(data_dir)
-    with open(d / "musique_train.json", encoding="utf-8") as f:
-        records = json.load(f)
-    with open(d / "musique_train_corpus.json", encoding="utf-8") as f:
-        raw_corpus = json.load(f)
+    records, raw_corpus = load_musique(d)
     corpus: list[Candidate] = []
     index: dict[tuple[str, str], str] = {}
     for i, p in enumerate(raw_corpus):

@@ -20,7 +20,7 @@ from typing import Any
 from .._errors import is_permanent
 from ._data import RerankDataset
 from ._methods import MethodSpec, resolve_method
-from ._metrics import AVERAGING, evaluate, parse_metric
+from ._metrics import AVERAGING, evaluate, nearest_rank_percentile, parse_metric
 from ._progress import Progress
 
 __all__ = ["rank_dataset", "run_eval", "format_report_table", "USAGE_KEYS"]
@@ -102,13 +102,6 @@ def rank_dataset(
 
 def _mean(xs: Sequence[float]) -> float:
     return sum(xs) / len(xs) if xs else 0.0
-
-
-def _pct(xs: Sequence[float], p: float) -> float:
-    if not xs:
-        return 0.0
-    s = sorted(xs)
-    return s[min(len(s) - 1, max(0, round(p * (len(s) - 1))))]
 
 
 def run_eval(
@@ -200,8 +193,8 @@ def run_eval(
         "timing": {
             "total_s": total_wall,
             "per_query_mean_s": _mean(walls),
-            "per_query_p50_s": _pct(walls, 0.5),
-            "per_query_p95_s": _pct(walls, 0.95),
+            "per_query_p50_s": nearest_rank_percentile(walls, 0.5),
+            "per_query_p95_s": nearest_rank_percentile(walls, 0.95),
             "parallel_queries": parallel,
         },
         "errors": sum(1 for r in rows if r["error"]),

@@ -27,7 +27,6 @@ _LABEL_BEFORE_RE = re.compile(
 )
 _LABEL_LINE_RE = re.compile(r"(?m)^[ \t]*\[\s*([A-Za-z]|\d{1,4})\s*\][ \t]+(\S.*)$")
 _QUERY_LINE_RE = re.compile(r"(?im)^\s*(?:search\s+)?query\s*:\s*(.+)$")
-_YES_NO_RE = re.compile(r"\byes\b.{0,40}\bno\b", re.I | re.S)
 
 
 def normalise(text: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["RunningServer", "KNOWN_PORTS", "find_running_server"]
 
@@ -32,17 +33,23 @@ class RunningServer:
         return self.models[0]
 
 
-def _models(base_url: str, timeout: float) -> tuple[str, ...]:
+def get_model_list(base_url: str, timeout: float, max_bytes: int | None = None) -> Any:
+    """The decoded JSON of ``GET {base_url}/models`` (at most ``max_bytes`` of it), or
+    ``None`` when nothing answers, the status is not 200 or the body is not JSON."""
     import urllib.error  # lazy: http.client and email are slow to import
     import urllib.request
 
     try:
         with urllib.request.urlopen(f"{base_url}/models", timeout=timeout) as resp:  # noqa: S310
             if resp.status != 200:
-                return ()
-            data = json.loads(resp.read(1 << 20).decode("utf-8"))
+                return None
+            return json.loads((resp.read() if max_bytes is None else resp.read(max_bytes)).decode("utf-8"))
     except (OSError, ValueError, urllib.error.URLError):
-        return ()
+        return None
+
+
+def _models(base_url: str, timeout: float) -> tuple[str, ...]:
+    data = get_model_list(base_url, timeout, 1 << 20)
     items = data.get("data") if isinstance(data, dict) else None
     if not isinstance(items, list):
         return ()

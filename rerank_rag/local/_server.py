@@ -30,7 +30,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import importlib.util
-import json
 import os
 import signal
 import socket
@@ -44,6 +43,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .._errors import MissingDependencyError, RerankRagError
+from ._discover import get_model_list
 from ._models import MODELS, resolve_model
 
 __all__ = [
@@ -321,17 +321,8 @@ class LocalLLMServer:
         """True when ``GET /v1/models`` answers 200 with a JSON model list."""
         if self.port is None or not self.running:
             return False
-        import urllib.error  # lazy: http.client and email are slow to import
-        import urllib.request
-
-        try:
-            with urllib.request.urlopen(f"{self.base_url}/models", timeout=timeout) as resp:  # noqa: S310
-                if resp.status != 200:
-                    return False
-                data = json.loads(resp.read().decode("utf-8"))
-                return isinstance(data, dict) and "data" in data
-        except (OSError, ValueError, urllib.error.URLError):
-            return False
+        data = get_model_list(self.base_url, timeout)
+        return isinstance(data, dict) and "data" in data
 
     def log_tail(self, lines: int = 30) -> str:
         """The last ``lines`` lines of the server log ("" if there is none)."""
