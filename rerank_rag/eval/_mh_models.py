@@ -89,7 +89,7 @@ def make_reranker(name: str = "minilm", *, cache_embeddings: bool = True) -> tup
                 scorer = pointwise.BiEncoderScorer(str(get_model_path()))
                 scorer.warm_up()
                 return pointwise.PointwiseRanker(scorer), "all-MiniLM-L6-v2 bi-encoder (sentence-transformers)"
-            return pointwise.PointwiseRanker(pointwise.BM25Scorer()), "BM25 over the pool (rank-bm25)"
+            return pointwise.PointwiseRanker(pointwise.BM25Scorer()), "BM25 over the pool"
         except Exception as exc:  # noqa: BLE001 - try the next option, report why
             errors.append(f"{option}: {type(exc).__name__}: {exc}")
     raise RuntimeError("no reranker could be loaded: " + "; ".join(errors))
