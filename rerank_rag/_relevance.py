@@ -55,8 +55,8 @@ __all__ = [
 
 #: Cosine similarity of all-MiniLM-L6-v2 embeddings that maps to relevance 0.5.
 #: Measured with ``benchmarks/bench_relevance.py`` on the BM25 top 100 of TREC DL19 and
-#: SciFact: "cosine >= midpoint" agrees best (F1) with the qrels at 0.60 (DL19) and
-#: 0.63 (SciFact); see docs/serving.md. A fixed value: cosine scales differ between
+#: SciFact: "cosine >= midpoint" agrees best (F1) with the qrels at 0.60-0.61 (DL19) and
+#: 0.62-0.63 (SciFact), fp32 and int8 models; see docs/serving.md. A fixed value: cosine scales differ between
 #: embedding models, so for another bi-encoder treat the threshold as indicative only.
 COSINE_MIDPOINT = 0.6
 #: Cosine units per logistic unit: relevance = sigmoid((cos - midpoint) / scale).
